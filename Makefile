@@ -16,6 +16,9 @@ FAST    ?=
 JOBS    ?= 2
 PYTEST_ARGS ?=
 
+# This checkout's src/ comes first on the import path, for tests, notebooks and the book.
+export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
+
 # Data root shared by the CLI, tests and notebooks (torchvision downloads MNIST here).
 export SIMPLECNN_DATA ?= $(CURDIR)/data
 

@@ -1,7 +1,8 @@
 # Simple CNN: one Makefile for readers, maintainers and CI.
 #
 #   make book    build the HTML book (creates .venv on first use)   -> _build/html/index.html
-#   make test    run every test: pytest for src/, then nbval over every notebook (fast mode)
+#   make test    run every test: pytest for src/, nbval over every notebook (fast mode),
+#                then the book (fast mode) in headless Chromium
 #   make lab     open the notebooks in JupyterLab
 #   make train   train the Simple CNN from the command line (full MNIST)
 #
@@ -26,10 +27,10 @@ export SIMPLECNN_DATA ?= $(CURDIR)/data
 BOOK_OUT := $(if $(filter 1,$(FAST)),_build/fast/_build/html,_build/html)
 BOOK_FLAGS := $(if $(filter 1,$(FAST)),--path-output _build/fast,)
 
-.PHONY: help env book test test-unit test-notebooks lab train clean
+.PHONY: help env book test test-py test-browser test-unit test-notebooks lab train clean
 
 help:
-	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 # The virtual environment: pinned packages from requirements.txt plus this repository's
 # `simplecnn` package in editable mode. Rebuilt when either file changes.
@@ -47,19 +48,25 @@ book: env
 	@echo "The book is at $(BOOK_OUT)/index.html"
 
 # One thread per process: with JOBS parallel workers on a small machine, more threads each
-# only fight over the cores.
-test: env
+# only fight over the cores. Then the book is built in fast mode and checked in headless Chromium.
+NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=1800
+test: test-py test-browser
+
+test-py: env
 	SIMPLECNN_FAST=$(if $(FAST),$(FAST),1) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=1800 tests notebooks $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) --ignore=tests/browser \
+		tests notebooks $(PYTEST_ARGS)
+
+test-browser: env
+	$(MAKE) book FAST=1
+	SIMPLECNN_BOOK_HTML=$(CURDIR)/_build/fast/_build/html $(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 test-unit: env
-	SIMPLECNN_FAST=1 $(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	SIMPLECNN_FAST=1 $(BIN)/python -m pytest --ignore=tests/browser tests $(PYTEST_ARGS)
 
 test-notebooks: env
 	SIMPLECNN_FAST=$(if $(FAST),$(FAST),1) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=1800 notebooks $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) notebooks $(PYTEST_ARGS)
 
 lab: env
 	$(BIN)/jupyter lab notebooks

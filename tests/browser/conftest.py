@@ -1,0 +1,132 @@
+"""Fixtures for tests of the built book in a real browser (headless Chromium, offline).
+
+The book must already be built (`make test` builds it with `make book FAST=1` first). The tests
+serve it on 127.0.0.1 and open it in Chromium driven by Playwright, with every request that does
+not go to that local server blocked, so a page that needs a CDN fails here as it would for an
+offline reader.
+
+Settings (environment variables):
+  SIMPLECNN_BOOK_HTML       the built book's html folder (default: _build/fast/_build/html, then _build/html)
+  SIMPLECNN_CHROMIUM        the Chromium binary (default: chromium on PATH, /usr/bin/chromium)
+  SIMPLECNN_REQUIRE_BROWSER=1  fail instead of skip when Chromium is missing (CI sets it)
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _book_dir() -> Path | None:
+    env = os.environ.get("SIMPLECNN_BOOK_HTML")
+    candidates = [Path(env)] if env else [ROOT / "_build/fast/_build/html", ROOT / "_build/html"]
+    return next((c for c in candidates if (c / "index.html").is_file()), None)
+
+
+def _chromium() -> str | None:
+    env = os.environ.get("SIMPLECNN_CHROMIUM")
+    if env:
+        return env
+    return shutil.which("chromium") or shutil.which("chromium-browser") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+def _unavailable(reason: str):
+    if os.environ.get("SIMPLECNN_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def book_dir() -> Path:
+    found = _book_dir()
+    if found is None:
+        _unavailable("the book is not built: run `make book FAST=1` first")
+    return found
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output readable
+        pass
+
+
+@pytest.fixture(scope="session")
+def book_url(book_dir):
+    """Base URL of the book served on 127.0.0.1 (a free port), ending in '/'."""
+    handler = functools.partial(_QuietHandler, directory=str(book_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    exe = _chromium()
+    if exe is None:
+        _unavailable("Chromium not found: `apt-get install chromium` or set SIMPLECNN_CHROMIUM")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (it is in requirements.txt)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=exe,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+class PageProblems:
+    """What went wrong while a page was open: console errors, page errors, failed or blocked requests."""
+
+    def __init__(self):
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.failed_requests: list[str] = []
+        self.blocked_requests: list[str] = []
+
+    def all(self) -> list[str]:
+        return ([f"console: {m}" for m in self.console_errors]
+                + [f"page error: {m}" for m in self.page_errors]
+                + [f"failed request: {m}" for m in self.failed_requests]
+                + [f"blocked non-local request: {m}" for m in self.blocked_requests])
+
+
+@pytest.fixture
+def page(browser, book_url):
+    """A fresh page whose non-local requests are blocked; ``page.problems`` lists what went wrong."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    problems = PageProblems()
+
+    def route(r):
+        if r.request.url.startswith(book_url) or r.request.url.startswith(("data:", "blob:")):
+            r.continue_()
+        else:
+            problems.blocked_requests.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    pg = context.new_page()
+    pg.on("console", lambda msg: msg.type == "error" and problems.console_errors.append(msg.text))
+    pg.on("pageerror", lambda err: problems.page_errors.append(str(err)))
+    pg.on("requestfailed", lambda req: req.url.startswith(book_url)
+          and problems.failed_requests.append(f"{req.url} ({req.failure})"))
+    pg.on("response", lambda resp: resp.status >= 400
+          and problems.failed_requests.append(f"{resp.url} (HTTP {resp.status})"))
+    pg.problems = problems
+    yield pg
+    context.close()

@@ -495,9 +495,10 @@ def show_kernels_on_digits(digits, kernels: dict, labels=None, padding: int | No
         for c, name in enumerate(names, 1):
             k = np.asarray(kernels[name], dtype=float)
             show_map(axes[r, c], conv2d(digit, k, padding=(k.shape[0] - 1) // 2 if padding is None else padding),
-                     name if r == 0 else "")
-    fig.suptitle("Classic kernels applied to MNIST digits (grey: no negative values; "
-                 "blue/vermillion: negative/positive)", fontsize=10)
+                     name.replace(" (", "\n(") if r == 0 else "")
+            axes[r, c].title.set_fontsize(8)
+    fig.suptitle("Classic kernels applied to MNIST digits\n(grey: maps without negative values; "
+                 "blue / vermillion: negative / positive values)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -520,6 +521,21 @@ def _grid_html(values, fmt="{:.2f}", title="") -> str:
     return (f'<table style="display:inline-table;border-collapse:collapse;font-family:monospace;'
             f'font-size:11px;margin:0 6px;vertical-align:middle"><caption style="font-size:11px">{title}'
             f"</caption>{rows}</table>")
+
+
+def _show_in(out, fig) -> None:
+    """Replace what the Output widget ``out`` shows by ``fig``, rendered to PNG here, so it
+    looks the same whatever matplotlib backend the notebook uses."""
+    import io
+
+    from IPython.display import Image, clear_output, display
+
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    with out:
+        clear_output(wait=True)
+        display(Image(data=buffer.getvalue(), format="png"))
 
 
 def _import_widgets():
@@ -660,13 +676,13 @@ class KernelExplorer:
         self._draw(image, win)
 
     def _draw(self, image, win):
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
         from matplotlib.patches import Rectangle
-        from IPython.display import clear_output, display
 
         k, p = self.kernel_values.shape[0], self.padding.value
         padded = np.pad(image, p)
-        fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), gridspec_kw=dict(width_ratios=[1, 0.55, 1]))
+        fig = Figure(figsize=(10, 3.4))
+        axes = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=[1, 0.55, 1]))
         show_map(axes[0], padded, f"input {image.shape[0]}×{image.shape[1]}, padding {p}")
         axes[0].add_patch(Rectangle((win["left"] - 0.5, win["top"] - 0.5), k, k, fill=False,
                                     edgecolor=HIGHLIGHT, linewidth=2.5))
@@ -679,11 +695,7 @@ class KernelExplorer:
         axes[2].add_patch(Rectangle((self.col.value - 0.5, self.row.value - 0.5), 1, 1, fill=False,
                                     edgecolor=HIGHLIGHT, linewidth=2.5))
         fig.suptitle(f"Kernel explorer: {self.kernel.value}", fontsize=11)
-        fig.tight_layout()
-        with self.out:
-            clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        _show_in(self.out, fig)
 
 
 class PoolingExplorer:
@@ -760,13 +772,13 @@ class PoolingExplorer:
         self._draw(fmap, win)
 
     def _draw(self, fmap, win):
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
         from matplotlib.patches import Rectangle
-        from IPython.display import clear_output, display
 
         k, s = self.size.value, self.stride.value
         small = fmap.shape[0] <= 8
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
+        fig = Figure(figsize=(8, 3.8))
+        axes = fig.subplots(1, 2)
         show_map(axes[0], fmap, f"map {fmap.shape[0]}×{fmap.shape[1]}: windows {k}×{k}, stride {s}",
                  numbers=small)
         h_out, w_out = self.result.shape
@@ -776,16 +788,13 @@ class PoolingExplorer:
         axes[0].add_patch(Rectangle((win["left"] - 0.5, win["top"] - 0.5), k, k, fill=False,
                                     edgecolor=HIGHLIGHT, linewidth=2.5))
         if self.mode.value == "max":
-            axes[0].plot(win["argmax"][1], win["argmax"][0], "o", mfc="none", mec=POSITIVE, ms=10, mew=2)
+            axes[0].plot(win["argmax"][1], win["argmax"][0], "o", mfc="none", mec=POSITIVE,
+                         ms=150 / fmap.shape[0], mew=2)
         show_map(axes[1], self.result, f"{self.mode.value} pooled {h_out}×{w_out}", numbers=small)
         axes[1].add_patch(Rectangle((self.col.value - 0.5, self.row.value - 0.5), 1, 1, fill=False,
                                     edgecolor=HIGHLIGHT, linewidth=2.5))
         fig.suptitle("Pooling explorer", fontsize=11)
-        fig.tight_layout()
-        with self.out:
-            clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        _show_in(self.out, fig)
 
 
 def kernel_explorer(images, labels=None) -> KernelExplorer:
@@ -865,7 +874,7 @@ _EXPLORER_CSS = """
 .scnn-explorer label{display:inline-flex;align-items:center;gap:6px}
 .scnn-explorer select,.scnn-explorer textarea{font:inherit;font-size:13px}
 .scnn-explorer textarea{font-family:monospace;width:15em}
-.scnn-explorer .scnn-panels{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+.scnn-explorer .scnn-panels{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start}
 .scnn-explorer figure{margin:0;text-align:center}
 .scnn-explorer figcaption{font-size:12px;margin-top:2px}
 .scnn-explorer canvas{image-rendering:pixelated;border:1px solid rgba(128,128,128,.6);cursor:crosshair}
@@ -876,7 +885,6 @@ _EXPLORER_CSS = """
 .scnn-explorer .scnn-message{color:#D55E00;font-weight:bold;min-height:1.2em}
 .scnn-explorer .scnn-formula,.scnn-explorer .scnn-window{margin-top:6px}
 .scnn-explorer .scnn-hint{font-size:12px;opacity:.8}
-.scnn-explorer .scnn-kernel table.scnn-grid{font-size:14px}
 """
 
 _EXPLORER_JS = r"""
@@ -1003,7 +1011,7 @@ window.SimpleCNNExplorers = (function () {
   // Draw a map on a canvas, cell by cell; opts.boxes are {r, c, h, w, color, width, dash}.
   function drawMap(canvas, m, colors, opts) {
     opts = opts || {};
-    var h = m.length, w = m[0].length, size = opts.size || 252;
+    var h = m.length, w = m[0].length, size = opts.size || 200;
     var cell = Math.max(1, Math.floor(size / Math.max(h, w)));
     canvas.width = cell * w; canvas.height = cell * h;
     var ctx = canvas.getContext("2d"), color = colorizer(m, colors);
@@ -1118,6 +1126,7 @@ window.SimpleCNNExplorers = (function () {
       outCell = drawMap(outCanvas, out, colors, { boxes: [{ r: state.row, c: state.col, h: 1, w: 1, color: colors.highlight, width: 3, halo: true }] });
       outCap.textContent = "output " + n + "×" + out[0].length + ", stride " + s;
       kerBox.replaceChildren(gridTable(state.kernel, "kernel " + k + "×" + k, 3));
+      kerBox.firstChild.style.fontSize = k > 3 ? "10px" : "13px";
       var H = img.length, num = H + 2 * p - (k - 1) - 1;
       formula.replaceChildren(el("b", { text: "Output size " }),
         "H_out = ⌊(H_in + 2·padding − dilation·(k − 1) − 1) / stride⌋ + 1 = ⌊(" + H + " + 2·" + p + " − 1·(" + k +
@@ -1203,7 +1212,7 @@ window.SimpleCNNExplorers = (function () {
       row.set(state.row, ho - 1); col.set(state.col, wo - 1);
       var boxes = [];
       for (var i = 0; i < ho; i++) for (var j = 0; j < wo; j++)
-        boxes.push({ r: i * s, c: j * s, h: k, w: k, color: "rgba(86,180,233,0.85)", width: 1 });
+        boxes.push({ r: i * s, c: j * s, h: k, w: k, color: "rgba(86,180,233,0.6)", width: 1 });
       var top = state.row * s, left = state.col * s, vals = [], best = -Infinity, arg = null, sum = 0;
       for (var a = 0; a < k; a++) {
         vals.push([]);
@@ -1213,7 +1222,7 @@ window.SimpleCNNExplorers = (function () {
         }
       }
       boxes.push({ r: top, c: left, h: k, w: k, color: colors.highlight, width: 3, halo: true });
-      drawMap(inCanvas, m, colors, { numbers: small, boxes: boxes,
+      drawMap(inCanvas, m, colors, { numbers: small, boxes: boxes, size: 252,
         rings: state.mode === "max" ? [{ r: arg.r, c: arg.c, color: colors.positive }] : [] });
       inCap.textContent = "map " + m.length + "×" + m[0].length + ": windows " + k + "×" + k + ", stride " + s;
       var inCell = Math.max(1, Math.floor(252 / Math.max(m.length, m[0].length)));

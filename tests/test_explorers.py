@@ -314,3 +314,32 @@ def test_html_payload_cannot_close_its_script_tag():
     markup = ex._explorer_html("kernel", {"text": "</script><script>alert(1)</script>"}).data
     assert "</script><script>alert(1)" not in markup
     assert _payload(markup)["text"] == "</script><script>alert(1)</script>"
+
+
+def test_python_explorers_render_in_a_kernel():
+    """Run the explorers in a real Jupyter kernel, as JupyterLab or Colab would, then change
+    controls from the kernel side: the widgets' state (what the front end draws) must follow,
+    and the figure must land in the explorer's Output widget."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    cells = [
+        "import numpy as np, explorers as ex\n"
+        "images = np.random.default_rng(0).random((2, 28, 28))\n"
+        "k = ex.KernelExplorer(images, [3, 8])\nk",
+        "k.kernel.value = 'Sobel y (horizontal edges)'\nk.stride.value = 2\nk.text.value = 'oops'",
+        "p = ex.PoolingExplorer(images, [3, 8])\np",
+        "p.mode.value = 'average'\np.size.value = 3",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    for i in (0, 2):  # displaying an explorer shows its widget
+        assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                   for o in nb.cells[i].outputs), nb.cells[i].outputs
+    states = [m["state"] for m in nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"].values()]
+    html = " ".join(s.get("value", "") for s in states if s.get("_model_name") == "HTMLModel")
+    assert "⌊25 / 2⌋ + 1 = 13" in html  # stride 2 reached the formula the page shows
+    assert "Could not read the kernel: &#x27;oops&#x27; is not a number" in html
+    assert "average = " in html and "⌊(4 − 3) / 2⌋" in html
+    figures = [o for s in states if s.get("_model_name") == "OutputModel" for o in s.get("outputs", [])
+               if "image/png" in o.get("data", {})]
+    assert len(figures) == 2  # one current figure in each explorer's Output widget

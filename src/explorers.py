@@ -144,19 +144,21 @@ def _num(v: float) -> str:
 
 
 def describe_conv1d(signal, kernel) -> str:
-    """A text table of the flip-and-slide computation of :func:`conv1d`, one line per output."""
+    """A text table of the flip-and-slide computation of :func:`conv1d`: the zero-padded
+    signal, then one line per output with the flipped kernel under the values it meets."""
     x = [float(v) for v in signal]
     h = [float(v) for v in kernel]
     k = len(h)
-    width = max(len(f"{v:g}") for v in x + h) + 2
+    width = max(len(f"{v:g}") for v in x + h) + 1
     cells = lambda values: "".join(f"{v:>{width}}" for v in values)  # noqa: E731
-    lines = ["signal x (zero-padded): " + cells(["0"] * (k - 1) + [f"{v:g}" for v in x] + ["0"] * (k - 1))]
+    lines = ["x, zero-padded " + cells(["0"] * (k - 1) + [f"{v:g}" for v in x] + ["0"] * (k - 1)),
+             "flipped h at shift n:"]
     flipped = [f"{v:g}" for v in h[::-1]]
     for step in conv1d_steps(x, h):
         n = step["n"]
         row = [""] * n + flipped + [""] * (len(x) + k - 2 - n)
         sums = " + ".join(f"{_num(xi)}·{_num(hj)}" for _, xi, _, hj in step["terms"])
-        lines.append(f"flipped h at n = {n}:     " + cells(row) + f"   y[{n}] = {sums} = {step['value']:g}")
+        lines.append(f"{'n = ' + str(n):>14} " + cells(row) + f"  y[{n}] = {sums} = {step['value']:g}")
     return "\n".join(lines)
 
 

@@ -24,7 +24,8 @@ export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SIMPLECNN_DATA ?= $(CURDIR)/data
 
 # Fast-mode builds go to their own folder so their execution cache never feeds a reader build.
-BOOK_OUT := $(if $(filter 1,$(FAST)),_build/fast/_build/html,_build/html)
+BOOK_DIR := $(if $(filter 1,$(FAST)),_build/fast/_build,_build)
+BOOK_OUT := $(BOOK_DIR)/html
 BOOK_FLAGS := $(if $(filter 1,$(FAST)),--path-output _build/fast,)
 
 .PHONY: help env book test test-py test-browser test-unit test-notebooks lab train clean
@@ -43,7 +44,12 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 
 env: $(BIN)/.installed
 
+# The execution cache is keyed on each notebook's code only. Notebooks also run src/, so when
+# src/ changes the cache is dropped and every notebook is executed again.
 book: env
+	@mkdir -p $(BOOK_DIR); src_hash=$$(cat src/*.py | sha256sum | cut -c1-16); \
+	if [ "$$(cat $(BOOK_DIR)/.src-hash 2>/dev/null)" != "$$src_hash" ]; then \
+		rm -rf $(BOOK_DIR)/.jupyter_cache; echo "$$src_hash" > $(BOOK_DIR)/.src-hash; fi
 	SIMPLECNN_FAST=$(FAST) $(BIN)/jupyter-book build . $(BOOK_FLAGS) -W --keep-going
 	@echo "The book is at $(BOOK_OUT)/index.html"
 

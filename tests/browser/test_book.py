@@ -204,11 +204,29 @@ def test_accessibility(visits, path):
     assert not failures, f"{path}:\n" + "\n".join(failures)
 
 
+def test_figures_have_an_opaque_background(book_dir):
+    """A transparent figure would show dark-on-dark on the dark theme; simplecnn's style makes
+    figures white (see simplecnn.use_style)."""
+    from PIL import Image
+
+    see_through = []
+    shown = {(book_dir / page).parent / unquote(src) for page in book_pages(book_dir)
+             for src in _parse(book_dir / page).images if src.lower().endswith(".png")}
+    for path in sorted(p.resolve() for p in shown if "_images" in p.parts):
+        with Image.open(path) as image:
+            rgba = image.convert("RGBA")
+            corners = [(0, 0), (rgba.width - 1, 0), (0, rgba.height - 1), (rgba.width - 1, rgba.height - 1)]
+            if any(rgba.getpixel(c)[3] < 255 for c in corners):
+                see_through.append(path.name)
+    assert not see_through, f"figures with a transparent background: {see_through}"
+
+
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
         self.ids: set[str] = set()
         self.hrefs: list[str] = []
+        self.images: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -216,6 +234,8 @@ class _Links(HTMLParser):
             self.ids.add(attrs["id"])
         if tag == "a" and attrs.get("name"):
             self.ids.add(attrs["name"])
+        if tag == "img" and attrs.get("src"):
+            self.images.append(attrs["src"])
         for key in ("href", "src"):
             if tag in ("a", "img", "link", "script") and attrs.get(key):
                 self.hrefs.append(attrs[key])

@@ -9,6 +9,9 @@ Settings (environment variables):
   SIMPLECNN_BOOK_HTML       the built book's html folder (default: _build/fast/_build/html, then _build/html)
   SIMPLECNN_CHROMIUM        the Chromium binary (default: chromium on PATH, /usr/bin/chromium)
   SIMPLECNN_REQUIRE_BROWSER=1  fail instead of skip when Chromium is missing (CI sets it)
+  SIMPLECNN_AXE             axe-core's axe.min.js (default: _build/vendor/axe-core/axe.min.js, from `make vendor`)
+
+Screenshots of every page (light and dark) and the axe-core findings go to test-artifacts/.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from browser_support import ARTIFACTS, ROOT, book_pages, built_book, colab_url, 
 
 BOOK = built_book()
 PAGES = book_pages(BOOK) if BOOK else ["(book not built)"]
-AXE = Path(os.environ.get("SIMPLECNN_AXE", ROOT / "_build/npm/axe-core/axe.min.js"))
+AXE = Path(os.environ.get("SIMPLECNN_AXE", ROOT / "_build/vendor/axe-core/axe.min.js"))
 
 # Serious or critical axe findings accepted on purpose: (rule id, CSS selector fragment) -> reason.
 # Keep this short, and only for markup the theme writes (not the course's content).

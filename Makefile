@@ -27,8 +27,11 @@ export SIMPLECNN_DATA ?= $(CURDIR)/data
 BOOK_DIR := $(if $(filter 1,$(FAST)),_build/fast/_build,_build)
 BOOK_OUT := $(BOOK_DIR)/html
 BOOK_FLAGS := $(if $(filter 1,$(FAST)),--path-output _build/fast,)
+# The execution cache is keyed on the notebooks alone: when src/ changes it is started afresh,
+# so the book never shows outputs of older code.
+SRC_HASH    = $(shell cat src/*.py | sha256sum | cut -c1-16)
 
-.PHONY: help env book test test-py test-browser test-unit test-notebooks lab train clean
+.PHONY: help env vendor book test test-py test-browser test-unit test-notebooks lab train clean
 
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
@@ -44,13 +47,34 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 
 env: $(BIN)/.installed
 
-# The execution cache is keyed on each notebook's code only. Notebooks also run src/, so when
-# src/ changes the cache is dropped and every notebook is executed again.
-book: env
-	@mkdir -p $(BOOK_DIR); src_hash=$$(cat src/*.py | sha256sum | cut -c1-16); \
-	if [ "$$(cat $(BOOK_DIR)/.src-hash 2>/dev/null)" != "$$src_hash" ]; then \
-		rm -rf $(BOOK_DIR)/.jupyter_cache; echo "$$src_hash" > $(BOOK_DIR)/.src-hash; fi
-	SIMPLECNN_FAST=$(FAST) $(BIN)/jupyter-book build . $(BOOK_FLAGS) -W --keep-going
+# Browser files the book serves itself, so a page never loads anything from another site:
+# MathJax (equations; _config.yml points mathjax_path at this copy) and, for the browser tests,
+# axe-core. Exact versions from the npm registry (published versions never change), fetched once
+# with `npm pack` (no dependencies, no install scripts) into _build/vendor.
+MATHJAX_VERSION := 3.2.2
+AXE_VERSION     := 4.10.3
+VENDOR          := _build/vendor
+VENDOR_STAMP    := $(VENDOR)/.mathjax-$(MATHJAX_VERSION)-axe-$(AXE_VERSION)
+
+$(VENDOR_STAMP):
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/static/mathjax $(VENDOR)/axe-core
+	cd $(VENDOR) && npm pack --silent mathjax@$(MATHJAX_VERSION) axe-core@$(AXE_VERSION) >/dev/null
+	tar -xzf $(VENDOR)/mathjax-$(MATHJAX_VERSION).tgz -C $(VENDOR)/static/mathjax --strip-components=1
+	tar -xzf $(VENDOR)/axe-core-$(AXE_VERSION).tgz -C $(VENDOR)/axe-core --strip-components=1
+	rm $(VENDOR)/*.tgz
+	touch $@
+
+vendor: $(VENDOR_STAMP)
+
+# SIMPLECNN_PROGRESS=text: training progress is printed as text, not as a Jupyter widget, which
+# a static page could only show with a widget manager loaded from elsewhere.
+book: env vendor
+	@if [ -d $(BOOK_DIR)/.doctrees -o -d $(BOOK_DIR)/.jupyter_cache ] \
+	  && [ "$$(cat $(BOOK_DIR)/.src-hash 2>/dev/null)" != "$(SRC_HASH)" ]; then \
+	  echo "src/ changed: executing the notebooks afresh"; rm -rf $(BOOK_DIR)/.jupyter_cache $(BOOK_DIR)/.doctrees; fi
+	SIMPLECNN_FAST=$(FAST) SIMPLECNN_PROGRESS=text \
+	$(BIN)/jupyter-book build . $(BOOK_FLAGS) -W --keep-going
+	@echo "$(SRC_HASH)" > $(BOOK_DIR)/.src-hash
 	@echo "The book is at $(BOOK_OUT)/index.html"
 
 # One thread per process: with JOBS parallel workers on a small machine, more threads each
@@ -63,9 +87,10 @@ test-py: env
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) --ignore=tests/browser \
 		tests notebooks $(PYTEST_ARGS)
 
-test-browser: env
+test-browser: env vendor
 	$(MAKE) book FAST=1
-	SIMPLECNN_BOOK_HTML=$(CURDIR)/_build/fast/_build/html $(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
+	SIMPLECNN_BOOK_HTML=$(CURDIR)/_build/fast/_build/html SIMPLECNN_AXE=$(CURDIR)/$(VENDOR)/axe-core/axe.min.js \
+	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 test-unit: env
 	SIMPLECNN_FAST=1 $(BIN)/python -m pytest --ignore=tests/browser tests $(PYTEST_ARGS)

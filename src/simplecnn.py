@@ -507,9 +507,7 @@ def train(
     history = []
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(train_batches) * epochs, unit="batch", desc="training")
+        bar = progress_bar(total=len(train_batches) * epochs, unit="batch", desc="training")
     try:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
@@ -531,6 +529,36 @@ def train(
     return history
 
 
+#: Environment variable: ``text`` makes :func:`progress_bar` print one line of text when it
+#: finishes instead of a live bar (a widget in Jupyter). The book is built this way: a static
+#: page could show a saved widget only with scripts loaded from elsewhere.
+PROGRESS_ENV = "SIMPLECNN_PROGRESS"
+
+
+def progress_bar(total: int, desc: str = "", unit: str = "it"):
+    """A tqdm progress bar: a widget in Jupyter, text in a terminal.
+
+    With ``SIMPLECNN_PROGRESS=text`` the bar runs silently and prints its final state, one line
+    like ``training: 100%|##########| 80/80 [00:20<00:00, 3.9batch/s]``, when it is closed.
+    """
+    if os.environ.get(PROGRESS_ENV, "").strip().lower() != "text":
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit)
+    import io
+
+    from tqdm import tqdm
+
+    class FinalLineBar(tqdm):
+        def close(self):
+            line = None if self.disable else str(self)
+            super().close()
+            if line is not None:
+                print(line, flush=True)
+
+    return FinalLineBar(total=total, desc=desc, unit=unit, file=io.StringIO(), ascii=False)
+
+
 def format_epoch(row: dict, epochs: int) -> str:
     """One summary line for an epoch of training history."""
     text = (f"epoch {row['epoch']:>2}/{epochs}  train loss {row['train_loss']:.4f}  "
@@ -546,6 +574,87 @@ def format_epoch(row: dict, epochs: int) -> str:
 
 #: Colour-blind-safe colours (Okabe & Ito), used by every plot in the course.
 COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+def describe_figure(fig) -> str:
+    """A short text description of a matplotlib figure, from its titles, axis labels and legend
+    entries: the figure's text alternative (alt text) in the book. Empty if it has none of them."""
+
+    def clean(text) -> str:
+        return " ".join(str(text).split())
+
+    parts = []
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and clean(suptitle.get_text()):
+        parts.append(clean(suptitle.get_text()))
+    axes = [ax for ax in fig.get_axes() if ax.get_visible()]
+    # A grid of pictures (show_images): say how many, and list their titles (the labels).
+    pictures = [ax for ax in axes if ax.images and not (ax.get_xlabel() or ax.get_ylabel())]
+    if len(pictures) > 1:
+        titles = [clean(ax.get_title()) for ax in pictures if clean(ax.get_title())]
+        text = f"{len(pictures)} images"
+        if titles:
+            shown = ", ".join(titles[:40]) + (", ..." if len(titles) > 40 else "")
+            text += f" titled {shown}"
+        parts.append(text)
+        axes = [ax for ax in axes if ax not in pictures]
+    for ax in axes:
+        bits = []
+        title = clean(ax.get_title())
+        x, y = clean(ax.get_xlabel()), clean(ax.get_ylabel())
+        if y and x:
+            bits.append(f"{y} against {x}")
+        elif x or y:
+            bits.append(x or y)
+        legend = ax.get_legend()
+        if legend is not None:
+            labels = [clean(t.get_text()) for t in legend.get_texts() if clean(t.get_text())]
+            if labels:
+                bits.append("legend: " + ", ".join(labels))
+        if title and bits:
+            parts.append(f"{title}: " + "; ".join(bits))
+        elif title or bits:
+            parts.append(title or "; ".join(bits))
+    return ". ".join(parts) + ("." if parts else "")
+
+
+def use_style() -> None:
+    """The course's matplotlib settings; applied when ``simplecnn`` is imported.
+
+    * :data:`COLORS` (colour-blind safe) as the colour cycle;
+    * an opaque white figure background, so plots stay readable on the book's dark theme;
+    * in Jupyter, each PNG figure carries :func:`describe_figure` in its ``Description`` text
+      chunk, which the book turns into the image's alt text.
+    """
+    import matplotlib
+
+    matplotlib.rcParams["axes.prop_cycle"] = matplotlib.cycler(color=COLORS)
+    matplotlib.rcParams["figure.facecolor"] = "white"
+    matplotlib.rcParams["savefig.facecolor"] = "white"
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or not hasattr(shell, "kernel"):
+        return  # not a Jupyter kernel: figures are not turned into PNG outputs here
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    formatter = shell.display_formatter.formatters["image/png"]
+    if Figure not in formatter.type_printers and not plt.get_fignums():
+        # matplotlib loads its backend on first use; load it now, so that the inline backend
+        # registers its PNG formatter before we wrap it (no figure exists to be closed).
+        plt.switch_backend(matplotlib.get_backend())
+    base = formatter.type_printers.get(Figure)
+    if base is None or getattr(base, "describes_figures", False):
+        return
+
+    def png_with_description(fig, **kwargs):
+        description = describe_figure(fig)
+        if description:
+            kwargs["metadata"] = {"Description": description}
+        return base(fig, **kwargs)
+
+    png_with_description.describes_figures = True
+    formatter.for_type(Figure, png_with_description)
 
 
 def plot_history(history: list[dict], ax=None, title: str = "Training and validation loss"):
@@ -711,6 +820,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
+
+use_style()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,6 +9,9 @@ Settings (environment variables):
   SIMPLECNN_BOOK_HTML       the built book's html folder (default: _build/fast/_build/html, then _build/html)
   SIMPLECNN_CHROMIUM        the Chromium binary (default: chromium on PATH, /usr/bin/chromium)
   SIMPLECNN_REQUIRE_BROWSER=1  fail instead of skip when Chromium is missing (CI sets it)
+  SIMPLECNN_AXE             axe-core's axe.min.js (default: _build/vendor/axe-core/axe.min.js, from `make vendor`)
+
+Screenshots of every page (light and dark) and the axe-core findings go to test-artifacts/.
 """
 
 from __future__ import annotations
@@ -22,13 +25,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _book_dir() -> Path | None:
-    env = os.environ.get("SIMPLECNN_BOOK_HTML")
-    candidates = [Path(env)] if env else [ROOT / "_build/fast/_build/html", ROOT / "_build/html"]
-    return next((c for c in candidates if (c / "index.html").is_file()), None)
+from browser_support import built_book, open_page
 
 
 def _chromium() -> str | None:
@@ -47,7 +44,7 @@ def _unavailable(reason: str):
 
 @pytest.fixture(scope="session")
 def book_dir() -> Path:
-    found = _book_dir()
+    found = built_book()
     if found is None:
         _unavailable("the book is not built: run `make book FAST=1` first")
     return found
@@ -90,43 +87,9 @@ def browser():
         browser.close()
 
 
-class PageProblems:
-    """What went wrong while a page was open: console errors, page errors, failed or blocked requests."""
-
-    def __init__(self):
-        self.console_errors: list[str] = []
-        self.page_errors: list[str] = []
-        self.failed_requests: list[str] = []
-        self.blocked_requests: list[str] = []
-
-    def all(self) -> list[str]:
-        return ([f"console: {m}" for m in self.console_errors]
-                + [f"page error: {m}" for m in self.page_errors]
-                + [f"failed request: {m}" for m in self.failed_requests]
-                + [f"blocked non-local request: {m}" for m in self.blocked_requests])
-
-
 @pytest.fixture
 def page(browser, book_url):
     """A fresh page whose non-local requests are blocked; ``page.problems`` lists what went wrong."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    problems = PageProblems()
-
-    def route(r):
-        if r.request.url.startswith(book_url) or r.request.url.startswith(("data:", "blob:")):
-            r.continue_()
-        else:
-            problems.blocked_requests.append(r.request.url)
-            r.abort()
-
-    context.route("**/*", route)
-    pg = context.new_page()
-    pg.on("console", lambda msg: msg.type == "error" and problems.console_errors.append(msg.text))
-    pg.on("pageerror", lambda err: problems.page_errors.append(str(err)))
-    pg.on("requestfailed", lambda req: req.url.startswith(book_url)
-          and problems.failed_requests.append(f"{req.url} ({req.failure})"))
-    pg.on("response", lambda resp: resp.status >= 400
-          and problems.failed_requests.append(f"{resp.url} (HTTP {resp.status})"))
-    pg.problems = problems
-    yield pg
+    yield open_page(context, book_url)
     context.close()

@@ -182,8 +182,8 @@ def _missing_cifar_message(root: Path, reason: str) -> str:
     return (
         f"CIFAR-10 is not available: {reason}\n"
         f"torchvision downloads it (about 170 MB) into {root / 'cifar-10-batches-py'} when there "
-        f"is an internet connection. Offline, either put the extracted 'cifar-10-python.tar.gz' "
-        f"(from https://www.cs.toronto.edu/~kriz/cifar.html) there, or set "
+        f"is an internet connection. Offline, either put 'cifar-10-python.tar.gz' (from "
+        f"https://www.cs.toronto.edu/~kriz/cifar.html) into {root} (torchvision unpacks it), or set "
         f"${CIFAR10_DIR_ENV} to a folder holding the images as {_LAYOUT}."
     )
 

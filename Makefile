@@ -4,6 +4,7 @@
 #   make test    run every test: pytest for src/, then nbval over every notebook (fast mode)
 #   make lab     open the notebooks in JupyterLab
 #   make train   train the Simple CNN from the command line (full MNIST)
+#   make bench   time the original guide's training loop against the fast path (about 15 min)
 #
 # Fast mode (SIMPLECNN_FAST=1) gives every notebook a short training budget; `make test` uses
 # it by default (FAST=0 for the reader settings). `make book` uses the reader settings unless
@@ -26,10 +27,10 @@ export SIMPLECNN_DATA ?= $(CURDIR)/data
 BOOK_OUT := $(if $(filter 1,$(FAST)),_build/fast/_build/html,_build/html)
 BOOK_FLAGS := $(if $(filter 1,$(FAST)),--path-output _build/fast,)
 
-.PHONY: help env book test test-unit test-notebooks lab train clean
+.PHONY: help env book test test-unit test-notebooks lab train bench clean
 
 help:
-	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
 
 # The virtual environment: pinned packages from requirements.txt plus this repository's
 # `simplecnn` package in editable mode. Rebuilt when either file changes.
@@ -66,6 +67,11 @@ lab: env
 
 train: env
 	$(BIN)/python -m simplecnn train $(ARGS)
+
+# Side-by-side timing of the guide's loop and the fast path (3 seeds); BENCH_ARGS=--quick for
+# one short seed. See bench/bench_training.py.
+bench: env
+	$(BIN)/python bench/bench_training.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache

@@ -662,7 +662,7 @@ def load_checkpoint(path, model: nn.Module | None = None, expected_sha256: str |
 REPOSITORY = "https://github.com/simplecnn/simple-cnn"
 #: The reference checkpoint, relative to the repository root, and its SHA-256.
 REFERENCE_CHECKPOINT = "checkpoints/simplecnn.pt"
-REFERENCE_SHA256 = None  # set when the reference checkpoint is committed
+REFERENCE_SHA256 = "e79d40d05d527bf58341e001013f6dbf86dd8d236ed5b96c1f0b2657e6a217fb"
 
 
 def _download(url: str, path: Path) -> None:

@@ -4,7 +4,7 @@
 #   make test    run every test: pytest for src/, then nbval over every notebook (fast mode)
 #   make lab     open the notebooks in JupyterLab
 #   make train   train the Simple CNN from the command line (full MNIST)
-#   make bench   time the original guide's training loop against the fast path (about 15 min)
+#   make bench   time the original guide's training loop against the fast path (3 seeds, ~15 min)
 #
 # Fast mode (SIMPLECNN_FAST=1) gives every notebook a short training budget; `make test` uses
 # it by default (FAST=0 for the reader settings). `make book` uses the reader settings unless

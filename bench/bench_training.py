@@ -19,8 +19,8 @@ and test passes of every epoch.
 
 Usage (from the repository root, with the environment active)::
 
-    make bench                                   # 3 seeds: about 15 minutes on a quiet 2-core CPU
-    make bench BENCH_ARGS=--quick                # 1 seed, at most 2 epochs each: about 2 minutes
+    make bench                                   # 3 seeds (13 minutes with --threads 1 on a busy 2-core CPU)
+    make bench BENCH_ARGS=--quick                # 1 seed, at most 2 epochs each (a few minutes)
     python bench/bench_training.py --help
 
 Timings depend on the machine and on whatever else runs on it: the script prints the load
@@ -40,6 +40,18 @@ import torch
 import torch.nn as nn
 
 import simplecnn as sc
+
+
+def scheduling() -> str:
+    """This process's nice value and, on Linux, its autogroup (whose nice value decides how the
+    CPU is shared with other sessions)."""
+    text = f"nice {os.nice(0)}"
+    try:
+        with open("/proc/self/autogroup") as f:
+            text += f", {f.read().strip()}"
+    except OSError:
+        pass
+    return text
 
 
 def loadavg() -> str:
@@ -209,6 +221,7 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
           f"seeds {args.seeds}; target {args.target:.1%}; at most {args.max_epochs} epochs per run", flush=True)
     print(f"fast recipe: {replace(sc.FAST)}", flush=True)
+    print(f"scheduling: {scheduling()}; load average {loadavg()}", flush=True)
     runs = []
     bench_start = time.perf_counter()
     for seed in args.seeds:

@@ -384,7 +384,10 @@ class Recipe:
 
     ``GUIDE`` is the original recipe (constant Adam 1e-3, batch 256, 10 epochs, plain
     cross-entropy). ``FAST`` keeps the same network and optimiser but uses a one-cycle
-    learning-rate schedule, label smoothing and small random shifts so it needs fewer epochs.
+    learning-rate schedule (peak 3e-3, reached after 15 % of the steps), label smoothing 0.1 and
+    random shifts of up to 2 pixels: in ``make bench`` it passed 99.0 % test accuracy after 2 or 3
+    epochs (3 seeds), where ``GUIDE`` needed 4 or 5, and the reference checkpoint ends at 99.52 %
+    after 10.
     """
 
     name: str
@@ -398,8 +401,10 @@ class Recipe:
     weight_decay: float = 0.0
 
 
-#: Batch size for evaluation and prediction (no gradients, so larger batches are fine).
-EVAL_BATCH_SIZE = 1000
+#: Batch size for evaluation and prediction. Measured on a 2-core CPU (channels_last model, one
+#: thread): 10,000 test images took about 1.2-2.3 s in batches of 128-250 and 2.5 s or more in
+#: batches of 1,000 or 10,000, whose activations no longer fit the CPU caches.
+EVAL_BATCH_SIZE = 250
 
 GUIDE = Recipe(name="guide", epochs=10)
 FAST = Recipe(name="fast", epochs=10, lr=3e-3, schedule="onecycle", warmup=0.15, label_smoothing=0.1,

@@ -92,6 +92,36 @@ def test_a_tampered_file_is_refused(tmp_path):
         sc.load_checkpoint(tampered, expected_sha256=sc.REFERENCE_SHA256)
 
 
+def test_outside_a_clone_the_reference_is_downloaded_and_verified(monkeypatch, tmp_path):
+    """As in Colab: the package is installed without the repository, so the checkpoint comes from
+    the repository on GitHub (here: a stand-in for the network) and must match the hash."""
+    monkeypatch.setattr(sc, "__file__", str(tmp_path / "site-packages" / "simplecnn.py"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    fetched = []
+
+    def fake_download(url, path):
+        fetched.append(url)
+        name = url.rsplit("/", 1)[1]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((CHECKPOINT.parent / name).read_bytes())
+
+    with pytest.raises(FileNotFoundError, match="no reference checkpoint"):
+        sc.reference_checkpoint(download=False)
+    monkeypatch.setattr(sc, "_download", fake_download)
+    path = sc.reference_checkpoint()
+    assert path == tmp_path / "home" / ".cache" / "simplecnn" / "simplecnn.pt"
+    assert fetched == [f"{sc.REPOSITORY}/raw/main/checkpoints/simplecnn.pt",
+                       f"{sc.REPOSITORY}/raw/main/checkpoints/simplecnn.json"]
+    model, info = sc.load_reference()
+    assert info["sha256"] == sc.REFERENCE_SHA256 and not model.training
+    assert len(fetched) == 2  # cached: not fetched again
+
+    path.write_bytes(b"a damaged download")
+    monkeypatch.setattr(sc, "_download", lambda url, p: p.write_bytes(b"still damaged"))
+    with pytest.raises(ValueError, match="SHA-256"):
+        sc.reference_checkpoint()
+
+
 def test_download_location_is_the_configured_repository():
     config = (ROOT / "_config.yml").read_text()
     url = re.search(r"^repository:\s*\n\s+url:\s*(\S+)", config, re.M).group(1)
@@ -99,8 +129,8 @@ def test_download_location_is_the_configured_repository():
 
 
 def test_short_fast_training_reaches_a_minimum_accuracy(mnist):
-    """The fast recipe, fixed seed, 10,000 images, 2 epochs (97.1 % test accuracy when this test
-    was written): a change that breaks learning (data, model, loss, optimiser or schedule)
+    """The fast recipe, fixed seed, 10,000 images, 2 epochs (96.9 % test accuracy, 95.8 %
+    validation accuracy when this test was written): a change that breaks learning (data, model, loss, optimiser or schedule)
     fails here even when the checkpoint still loads."""
     small = sc.Splits(mnist.x_train[:10_000], mnist.y_train[:10_000], mnist.x_val[:2000],
                       mnist.y_val[:2000], mnist.x_test, mnist.y_test)
@@ -108,5 +138,5 @@ def test_short_fast_training_reaches_a_minimum_accuracy(mnist):
     model = sc.SimpleCNN().to(memory_format=torch.channels_last)
     history = sc.train(model, small, sc.FAST, epochs=2, seed=0)
     _, acc = sc.evaluate(model, sc.Batches(small.x_test, small.y_test, sc.EVAL_BATCH_SIZE))
-    assert history[-1]["val_acc"] > 0.95, history
-    assert acc > 0.96, acc
+    assert history[-1]["val_acc"] > 0.94, history
+    assert acc > 0.955, acc

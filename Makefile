@@ -5,6 +5,7 @@
 #                then the book (fast mode) in headless Chromium
 #   make lab     open the notebooks in JupyterLab
 #   make train   train the Simple CNN from the command line (full MNIST)
+#   make bench   time the original guide's training loop against the fast path (3 seeds, ~15 min)
 #
 # Fast mode (SIMPLECNN_FAST=1) gives every notebook a short training budget; `make test` uses
 # it by default (FAST=0 for the reader settings). `make book` uses the reader settings unless
@@ -31,10 +32,10 @@ BOOK_FLAGS := $(if $(filter 1,$(FAST)),--path-output _build/fast,)
 # so the book never shows outputs of older code.
 SRC_HASH    = $(shell cat src/*.py | sha256sum | cut -c1-16)
 
-.PHONY: help env vendor book test test-py test-browser test-unit test-notebooks lab train clean
+.PHONY: help env vendor book test test-py test-browser test-unit test-notebooks lab train bench clean
 
 help:
-	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 # The virtual environment: pinned packages from requirements.txt plus this repository's
 # `simplecnn` package in editable mode. Rebuilt when either file changes.
@@ -104,6 +105,11 @@ lab: env
 
 train: env
 	$(BIN)/python -m simplecnn train $(ARGS)
+
+# Side-by-side timing of the guide's loop and the fast path (3 seeds); BENCH_ARGS=--quick for
+# one short seed. See bench/bench_training.py.
+bench: env
+	$(BIN)/python bench/bench_training.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache

@@ -384,7 +384,10 @@ class Recipe:
 
     ``GUIDE`` is the original recipe (constant Adam 1e-3, batch 256, 10 epochs, plain
     cross-entropy). ``FAST`` keeps the same network and optimiser but uses a one-cycle
-    learning-rate schedule, label smoothing and small random shifts so it needs fewer epochs.
+    learning-rate schedule (peak 3e-3, reached after 15 % of the steps), label smoothing 0.1 and
+    random shifts of up to 2 pixels: in ``make bench`` it passed 99.0 % test accuracy after 2 or 3
+    epochs (3 seeds), where ``GUIDE`` needed 4 or 5, and the reference checkpoint ends at 99.52 %
+    after 10.
     """
 
     name: str
@@ -392,13 +395,20 @@ class Recipe:
     batch_size: int = 256
     lr: float = 1e-3
     schedule: str = "constant"  # "constant" or "onecycle"
+    warmup: float = 0.3  # one-cycle: share of the steps spent raising the learning rate
     label_smoothing: float = 0.0
     max_shift: int = 0  # random-shift augmentation, in pixels
     weight_decay: float = 0.0
 
 
+#: Batch size for evaluation and prediction. Measured on a 2-core CPU (channels_last model, one
+#: thread): 10,000 test images took about 1.2-2.3 s in batches of 128-250 and 2.5 s or more in
+#: batches of 1,000 or 10,000, whose activations no longer fit the CPU caches.
+EVAL_BATCH_SIZE = 250
+
 GUIDE = Recipe(name="guide", epochs=10)
-FAST = Recipe(name="fast", epochs=10, lr=3e-3, schedule="onecycle", label_smoothing=0.1, max_shift=2)
+FAST = Recipe(name="fast", epochs=10, lr=3e-3, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
+              max_shift=2)
 RECIPES = {r.name: r for r in (GUIDE, FAST)}
 
 
@@ -438,20 +448,24 @@ def evaluate(model, batches: Iterable, loss_fn=None) -> tuple[float, float]:
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     was_training = model.training
     model.eval()
-    total_loss, correct, seen = 0.0, 0, 0
-    for x, y in batches:
-        logits = model(x)
-        total_loss += loss_fn(logits, y).item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
-    model.train(was_training)
+    total_loss = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.long)
+    seen = 0
+    try:
+        for x, y in batches:
+            logits = model(x)
+            total_loss += loss_fn(logits, y).double() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+    finally:
+        model.train(was_training)
     if seen == 0:
         raise ValueError("evaluate got no batches")
-    return total_loss / seen, correct / seen
+    return total_loss.item() / seen, correct.item() / seen
 
 
 @torch.inference_mode()
-def predict(model, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def predict(model, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
     """Class probabilities ``(N, 10)`` for the inputs ``x``, in eval mode."""
     was_training = model.training
     model.eval()
@@ -466,7 +480,7 @@ def make_optimizer(model, recipe: Recipe, steps_per_epoch: int, epochs: int):
     scheduler = None
     if recipe.schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=recipe.lr, total_steps=steps_per_epoch * epochs
+            optimizer, max_lr=recipe.lr, total_steps=steps_per_epoch * epochs, pct_start=recipe.warmup
         )
     elif recipe.schedule != "constant":
         raise ValueError(f"unknown schedule {recipe.schedule!r}; use 'constant' or 'onecycle'")
@@ -485,14 +499,17 @@ def train(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     test_each_epoch: bool = False,
-    eval_batch_size: int = 1000,
+    eval_batch_size: int = EVAL_BATCH_SIZE,
+    stop: Callable[[dict], bool] | None = None,
 ) -> list[dict]:
     """Train ``model`` on ``data`` and return one dict per epoch.
 
     Each dict has ``epoch``, ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc`` and
     ``seconds`` (training time of that epoch), plus ``test_loss``/``test_acc`` when
-    ``test_each_epoch`` is true. ``optimizer``/``scheduler``/``loss_fn`` default to the
-    recipe's; pass your own to experiment (the chapters do).
+    ``test_each_epoch`` is true (with ``test_seconds``, the time that evaluation took).
+    ``optimizer``/``scheduler``/``loss_fn`` default to the recipe's; pass your own to experiment
+    (the chapters do). ``stop``, if given, is called with each epoch's dict after the epoch;
+    when it returns True training ends there (the learning-rate schedule is not shortened).
     """
     epochs = recipe.epochs if epochs is None else epochs
     generator = seed_everything(seed)
@@ -519,10 +536,14 @@ def train(
             row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
                        val_loss=val_loss, val_acc=val_acc, seconds=seconds)
             if test_each_epoch:
+                test_start = time.perf_counter()
                 row["test_loss"], row["test_acc"] = evaluate(model, test_batches, eval_loss)
+                row["test_seconds"] = time.perf_counter() - test_start
             history.append(row)
             if log is not None:
                 (bar.write if bar is not None else log)(format_epoch(row, epochs))
+            if stop is not None and stop(row):
+                break
     finally:
         if bar is not None:
             bar.close()
@@ -750,6 +771,62 @@ def load_checkpoint(path, model: nn.Module | None = None, expected_sha256: str |
     return model.eval()
 
 
+#: The repository the course lives in (also named in _config.yml); the reference checkpoint is
+#: downloaded from it when this package runs outside a clone (for example in Colab).
+REPOSITORY = "https://github.com/simplecnn/simple-cnn"
+#: The reference checkpoint, relative to the repository root, and its SHA-256.
+REFERENCE_CHECKPOINT = "checkpoints/simplecnn.pt"
+REFERENCE_SHA256 = "e79d40d05d527bf58341e001013f6dbf86dd8d236ed5b96c1f0b2657e6a217fb"
+
+
+def _download(url: str, path: Path) -> None:
+    import urllib.request
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                f.write(block)
+    except Exception as err:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"could not download {url}: {type(err).__name__}: {err}") from err
+    tmp.replace(path)
+
+
+def reference_checkpoint(download: bool = True) -> Path:
+    """Path of the committed reference checkpoint ``checkpoints/simplecnn.pt``.
+
+    In a clone of the repository it is the committed file. Elsewhere (the package installed
+    with pip, as in Colab) it is downloaded once from the repository into
+    ``~/.cache/simplecnn/`` together with its ``.json`` history. Either way its SHA-256 is
+    checked against :data:`REFERENCE_SHA256` before the path is returned.
+    """
+    local = Path(__file__).resolve().parent.parent / REFERENCE_CHECKPOINT
+    if local.is_file():
+        path = local
+    else:
+        path = Path.home() / ".cache" / "simplecnn" / Path(REFERENCE_CHECKPOINT).name
+        if not path.is_file() or sha256(path) != REFERENCE_SHA256:
+            if not download:
+                raise FileNotFoundError(f"no reference checkpoint at {local} or {path}")
+            base = f"{REPOSITORY}/raw/main/"
+            _download(base + REFERENCE_CHECKPOINT, path)
+            _download(base + str(Path(REFERENCE_CHECKPOINT).with_suffix(".json")), path.with_suffix(".json"))
+    actual = sha256(path)
+    if actual != REFERENCE_SHA256:
+        raise ValueError(f"reference checkpoint {path} has SHA-256 {actual}, expected {REFERENCE_SHA256}")
+    return path
+
+
+def load_reference(download: bool = True) -> tuple[nn.Module, dict]:
+    """The trained reference Simple CNN (in eval mode) and its training record (the ``.json``:
+    recipe, per-epoch history, test accuracy, SHA-256)."""
+    path = reference_checkpoint(download)
+    info = json.loads(path.with_suffix(".json").read_text())
+    return load_checkpoint(path, expected_sha256=REFERENCE_SHA256), info
+
+
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
@@ -770,14 +847,15 @@ def _cmd_train(args) -> int:
     model = SimpleCNN().to(memory_format=torch.channels_last)
     start = time.perf_counter()
     history = train(model, data, recipe, seed=args.seed, progress=not args.no_progress,
-                    log=lambda s: print(s, flush=True))
+                    log=lambda s: print(s, flush=True), test_each_epoch=args.test_each_epoch)
     train_seconds = time.perf_counter() - start
-    test_loss, test_acc = evaluate(model, Batches(data.x_test, data.y_test, 1000))
+    test_loss, test_acc = evaluate(model, Batches(data.x_test, data.y_test, EVAL_BATCH_SIZE))
     print(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) on {len(data.y_test):,} images; "
           f"trained in {train_seconds:.0f} s", flush=True)
     out = save_checkpoint(model, args.out, history, recipe=asdict(recipe), seed=args.seed,
                           train_subset=args.train_subset, test_acc=test_acc, test_loss=test_loss,
-                          train_seconds=train_seconds, torch=torch.__version__)
+                          train_seconds=train_seconds, threads=torch.get_num_threads(),
+                          torch=torch.__version__)
     print(f"saved {out} and {out.with_suffix('.json')}")
     return 0
 
@@ -785,7 +863,7 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     model = load_checkpoint(args.checkpoint, expected_sha256=args.sha256)
     data = load_mnist(args.data_root)
-    loss, acc = evaluate(model, Batches(data.x_test, data.y_test, 1000))
+    loss, acc = evaluate(model, Batches(data.x_test, data.y_test, EVAL_BATCH_SIZE))
     print(f"test accuracy {acc:.2%} (loss {loss:.4f}) on {len(data.y_test):,} images")
     return 0
 
@@ -803,9 +881,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
     t.add_argument("--train-subset", type=int, help="train on only the first N training images")
     t.add_argument("--data-root", help=f"data folder (default ${DATA_ENV} or ./data)")
-    t.add_argument("--out", default="checkpoints/simplecnn.pt", help="checkpoint path (.pt); "
-                   "the history goes beside it as .json")
+    t.add_argument("--out", default="runs/simplecnn.pt", help="checkpoint path (.pt, default "
+                   "runs/simplecnn.pt); the history goes beside it as .json")
     t.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    t.add_argument("--test-each-epoch", action="store_true",
+                   help="also measure (never tune on) test accuracy after every epoch")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on the MNIST test set")

@@ -1,0 +1,207 @@
+"""Tests of src/inspection.py (looking inside a model) and src/drawing.py (draw your own digit)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import drawing  # noqa: E402
+import inspection as ins  # noqa: E402
+import simplecnn as sc  # noqa: E402
+
+
+def pixels(x):
+    """Standardised images back to [0, 1] pixels."""
+    return x * sc.MNIST_STD + sc.MNIST_MEAN
+
+
+def blob(row, col, size=3):
+    """A black standardised image with a white square whose top-left corner is (row, col)."""
+    x = torch.full((1, 1, 28, 28), ins.BACKGROUND)
+    x[..., row:row + size, col:col + size] = (1 - sc.MNIST_MEAN) / sc.MNIST_STD
+    return x
+
+
+def centre_of_mass(x):
+    p = pixels(x)[0, 0]
+    idx = torch.arange(28, dtype=torch.float32)
+    return ((p.sum(1) @ idx) / p.sum()).item(), ((p.sum(0) @ idx) / p.sum()).item()
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+# --- confusion matrix and mistakes ------------------------------------------------------------
+
+def test_confusion_matrix_counts_pairs():
+    y_true = torch.tensor([0, 0, 1, 2, 2, 2])
+    y_pred = torch.tensor([0, 1, 1, 2, 0, 2])
+    cm = ins.confusion_matrix(y_true, y_pred, num_classes=3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert cm.sum() == 6 and cm.trace() == 4
+    assert ins.per_class_accuracy(cm).tolist() == pytest.approx([0.5, 1.0, 2 / 3])
+
+
+def test_confusion_matrix_matches_a_slow_count():
+    g = torch.Generator().manual_seed(0)
+    y_true, y_pred = torch.randint(0, 10, (500,), generator=g), torch.randint(0, 10, (500,), generator=g)
+    slow = torch.zeros(10, 10, dtype=torch.long)
+    for t, p in zip(y_true.tolist(), y_pred.tolist()):
+        slow[t, p] += 1
+    assert torch.equal(ins.confusion_matrix(y_true, y_pred), slow)
+
+
+def test_confusion_matrix_refuses_bad_input():
+    with pytest.raises(ValueError, match="equal length"):
+        ins.confusion_matrix(torch.tensor([0, 1]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="class indices 0..9"):
+        ins.confusion_matrix(torch.tensor([0, 10]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="square"):
+        ins.per_class_accuracy(torch.zeros(3, 4))
+
+
+def test_confident_mistakes_are_wrong_and_sorted():
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.05, 0.95], [0.7, 0.3]])
+    y = torch.tensor([0, 0, 1, 1, 1])  # wrong: 1 (0.8), 2 (0.6), 4 (0.7)
+    assert ins.confident_mistakes(probs, y, k=5).tolist() == [1, 4, 2]
+    assert ins.confident_mistakes(probs, y, k=2).tolist() == [1, 4]
+
+
+# --- inside the model ---------------------------------------------------------------------------
+
+def test_feature_maps_follow_the_blocks():
+    torch.manual_seed(0)
+    model = sc.SimpleCNN().train()
+    x = torch.randn(1, 1, 28, 28)
+    maps = ins.feature_maps(model, x)
+    assert [n for n, _ in maps] == ["input", "conv1", "bn1", "act1", "pool1", "drop1",
+                                    "conv2", "bn2", "act2", "pool2", "drop2"]
+    shapes = {n: tuple(m.shape) for n, m in maps}
+    assert shapes["conv1"] == (1, 32, 24, 24) and shapes["pool1"] == (1, 32, 12, 12)
+    assert shapes["conv2"] == (1, 64, 8, 8) and shapes["drop2"] == (1, 64, 4, 4)
+    assert model.training  # put back the way it was
+    with torch.no_grad():
+        assert torch.allclose(maps[-1][1], model.eval().features(x))
+    assert (dict(maps)["act1"] >= 0).all()
+
+
+# --- inputs the model never saw ------------------------------------------------------------------
+
+def test_shift_moves_content_and_fills_background():
+    x = blob(10, 10)
+    moved = ins.shift(x, dx=3, dy=-2)
+    assert torch.equal(moved, blob(8, 13))
+    assert torch.equal(ins.shift(x), x)
+    assert torch.equal(ins.shift(blob(0, 0), dx=-5), torch.full_like(x, ins.BACKGROUND))
+    with pytest.raises(ValueError, match="out of the frame"):
+        ins.shift(x, dx=28)
+
+
+def test_rotate_turns_counter_clockwise():
+    x = blob(3, 12, size=4)  # near the top, centred left-right
+    assert torch.allclose(ins.rotate(x, 0), x, atol=1e-5)
+    row, col = centre_of_mass(ins.rotate(x, 90))
+    assert row == pytest.approx(13.5, abs=0.6) and col < 8  # top -> left
+    row, col = centre_of_mass(ins.rotate(x, -90))
+    assert row == pytest.approx(13.5, abs=0.6) and col > 19  # top -> right
+    corners = ins.rotate(torch.full((1, 1, 28, 28), ins.BACKGROUND), 45)
+    assert torch.allclose(corners, torch.full_like(corners, ins.BACKGROUND))
+
+
+def test_invert_swaps_ink_and_background():
+    x = blob(10, 10)
+    inv = ins.invert(x)
+    assert pixels(inv)[0, 0, 0, 0].item() == pytest.approx(1.0)
+    assert pixels(inv)[0, 0, 11, 11].item() == pytest.approx(0.0, abs=1e-6)
+    assert torch.allclose(ins.invert(inv), x, atol=1e-5)
+
+
+# --- plots ---------------------------------------------------------------------------------------
+
+def test_plots_have_titles():
+    cm = ins.confusion_matrix(torch.arange(10).repeat(3), torch.arange(10).repeat(3))
+    assert ins.plot_confusion_matrix(cm).get_title() == "Confusion matrix (test set)"
+    assert ins.plot_per_class_accuracy(ins.per_class_accuracy(cm)).get_title()
+    assert ins.plot_kernels(torch.randn(32, 1, 5, 5))._suptitle.get_text() == "First-layer kernels"
+    maps = ins.feature_maps(sc.SimpleCNN(), torch.randn(1, 1, 28, 28))
+    fig = ins.plot_feature_maps(maps, names=["conv1", "pool2"], channels=4)
+    assert fig._suptitle.get_text() and "(32, 24, 24)" in fig.axes[0].get_ylabel()
+    assert ins.plot_probabilities(torch.full((10,), 0.1), label=3).get_title()
+    assert ins.plot_robustness([0, 1], [0.99, 0.9], "shift (pixels)").get_title()
+    with pytest.raises(ValueError, match="kernels of shape"):
+        ins.plot_kernels(torch.randn(64, 32, 5, 5))
+
+
+# --- drawing your own digit --------------------------------------------------------------------
+
+def stroke_one(size=14):
+    """A vertical stroke: the simplest digit to draw."""
+    g = torch.zeros(size, size)
+    g[2:12, 7] = 1
+    return g
+
+
+def test_grid_to_image_follows_the_mnist_preprocessing():
+    image = drawing.grid_to_image(stroke_one())
+    assert image.shape == (1, 1, 28, 28)
+    p = pixels(image)[0, 0]
+    assert p.min().item() == pytest.approx(0.0, abs=1e-6) and p.max().item() <= 1.0 + 1e-6
+    rows = torch.nonzero(p.sum(1) > 1e-3).flatten()
+    assert len(rows) == drawing.BOX  # the taller side is scaled to 20 pixels
+    row, col = centre_of_mass(image)
+    assert row == pytest.approx(13.5, abs=0.5) and col == pytest.approx(13.5, abs=0.5)
+
+
+def test_grid_to_image_ignores_where_on_the_grid_you_draw():
+    g = torch.zeros(14, 14)
+    g[1:6, 1:4] = 1  # a small blob in the top-left corner
+    h = ins.shift(g[None, None], dx=8, dy=7)[0, 0].clamp(min=0)  # the same blob elsewhere
+    h = (h > 0.5).float()
+    assert torch.allclose(drawing.grid_to_image(g), drawing.grid_to_image(h), atol=1e-5)
+
+
+def test_grid_to_image_refuses_bad_drawings():
+    with pytest.raises(ValueError, match="empty"):
+        drawing.grid_to_image(torch.zeros(14, 14))
+    with pytest.raises(ValueError, match="2-D grid"):
+        drawing.grid_to_image(torch.zeros(3, 14, 14))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        drawing.grid_to_image(torch.full((14, 14), 2.0))
+
+
+def test_image_to_grid_keeps_the_shape_of_a_digit():
+    image = drawing.grid_to_image(stroke_one())
+    grid = drawing.image_to_grid(image, 14)
+    assert grid.shape == (14, 14) and set(grid.unique().tolist()) <= {0.0, 1.0}
+    assert grid.sum(0).argmax().item() in (6, 7)  # still one vertical stroke in the middle
+    assert grid.sum() >= 8
+
+
+def test_draw_digit_widget_updates_its_prediction():
+    torch.manual_seed(0)
+    model = sc.SimpleCNN().eval()
+    examples = drawing.grid_to_image(stroke_one()).repeat(2, 1, 1, 1)
+    pad = drawing.DrawDigit(model, examples=examples)
+    assert pad.probs is None and "draw a digit" in pad.output.value
+    pad.set_grid(stroke_one())
+    assert pad.probs.shape == (10,) and pad.probs.sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert torch.allclose(pad.probs, drawing.predict_drawing(model, stroke_one()))
+    assert f"prediction: {pad.probs.argmax().item()}" in pad.output.value
+    assert pad.image.value[:4] == b"\x89PNG"
+    before = pad.probs.clone()
+    pad.cells[2 * 14 + 8].value = True  # one click changes the drawing and the prediction
+    assert pad.grid()[2, 8] == 1 and not torch.equal(pad.probs, before)
+    pad.set_grid(torch.zeros(14, 14))
+    assert pad.probs is None
+    pad.load_example()
+    assert pad.grid().sum() > 0 and pad.probs is not None
+    with pytest.raises(ValueError, match="14x14"):
+        pad.set_grid(torch.zeros(28, 28))
+    with pytest.raises(ValueError, match="size must be"):
+        drawing.DrawDigit(model, size=3)

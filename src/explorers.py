@@ -871,7 +871,7 @@ def pooling_explorer_html(images=None, labels=None):
 
 _EXPLORER_CSS = """
 .scnn-explorer{border:1px solid rgba(128,128,128,.45);border-radius:6px;padding:10px 12px;margin:8px 0;
- font-size:14px;line-height:1.4}
+ font-size:14px;line-height:1.4;background:#fff;color:#1a1a1a}
 .scnn-explorer .scnn-controls{display:flex;flex-wrap:wrap;gap:8px 18px;align-items:flex-start;margin-bottom:6px}
 .scnn-explorer label{display:inline-flex;align-items:center;gap:6px}
 .scnn-explorer select,.scnn-explorer textarea{font:inherit;font-size:13px}
@@ -884,7 +884,7 @@ _EXPLORER_CSS = """
  font-size:12px;margin:2px 6px;vertical-align:middle}
 .scnn-explorer table.scnn-grid td{padding:1px 4px;text-align:right;border:1px solid rgba(128,128,128,.3)}
 .scnn-explorer table.scnn-grid caption{font-size:11px;caption-side:top}
-.scnn-explorer .scnn-message{color:#D55E00;font-weight:bold;min-height:1.2em}
+.scnn-explorer .scnn-message{color:#A33A00;font-weight:bold;min-height:1.2em}
 .scnn-explorer .scnn-formula,.scnn-explorer .scnn-window{margin-top:6px}
 .scnn-explorer .scnn-hint{font-size:12px;opacity:.8}
 """

@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from book_files import toc_files
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -24,23 +26,6 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 def repository() -> tuple[str, str]:
     repo = CONFIG["repository"]
     return repo["url"].rstrip("/"), repo.get("branch", "main")
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return files
 
 
 def code_lines(source: str) -> list[str]:

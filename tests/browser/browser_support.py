@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import yaml
+from book_files import toc_files  # noqa: F401  (re-exported for the browser tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
@@ -40,24 +41,6 @@ def book_pages(book_dir: Path) -> list[str]:
         if not any(part.startswith("_") for part in p.relative_to(book_dir).parts)
         and p.relative_to(book_dir).as_posix() != "index.html"
     )
-
-
-def toc_files(root: Path = ROOT) -> list[str]:
-    """Every file named in _toc.yml (without extension), the root first."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return files
 
 
 def repository(root: Path = ROOT) -> tuple[str, str, str]:

@@ -878,12 +878,12 @@ _EXPLORER_CSS = """
 .scnn-explorer textarea{font-family:monospace;width:15em}
 .scnn-explorer .scnn-panels{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start}
 .scnn-explorer figure{margin:0;text-align:center}
-.scnn-explorer figcaption{font-size:12px;margin-top:2px}
+.scnn-explorer figcaption{font-size:12px;margin-top:2px;color:#333}
 .scnn-explorer canvas{image-rendering:pixelated;border:1px solid rgba(128,128,128,.6);cursor:crosshair}
 .scnn-explorer table.scnn-grid{display:inline-table;border-collapse:collapse;font-family:monospace;
  font-size:12px;margin:2px 6px;vertical-align:middle}
 .scnn-explorer table.scnn-grid td{padding:1px 4px;text-align:right;border:1px solid rgba(128,128,128,.3)}
-.scnn-explorer table.scnn-grid caption{font-size:11px;caption-side:top}
+.scnn-explorer table.scnn-grid caption{font-size:11px;caption-side:top;color:#333}
 .scnn-explorer .scnn-message{color:#A33A00;font-weight:bold;min-height:1.2em}
 .scnn-explorer .scnn-formula,.scnn-explorer .scnn-window{margin-top:6px}
 .scnn-explorer .scnn-hint{font-size:12px;opacity:.8}

@@ -711,7 +711,7 @@ def show_images(images: torch.Tensor, labels=None, ncols: int = 8, title: str | 
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i], cmap=cmap)
+            ax.imshow(images[i].numpy(), cmap=cmap)
             if labels is not None:
                 ax.set_title(str(labels[i]), fontsize=9)
     if title:

@@ -6,11 +6,14 @@ fast first for odd ones):
 
 * guide: torchvision ``MNIST`` with ``transforms.Compose([ToTensor(), Normalize(...)])``, so every
   image goes through PIL and the transforms one at a time inside a ``DataLoader`` (batch 256,
-  shuffled), a contiguous model, constant Adam 1e-3, plain cross-entropy, ``loss.item()`` every
-  step, and validation/test passes through the same kind of loaders under ``torch.no_grad()``;
+  shuffled), a contiguous float32 model with ``nn.Dropout``, constant Adam 1e-3, plain
+  cross-entropy, ``loss.item()`` every step, and validation/test passes through the same kind
+  of loaders under ``torch.no_grad()``;
 * fast: ``simplecnn.train`` with the reader default recipe ``simplecnn.FAST`` (one-cycle Adam,
-  label smoothing, random shifts) on preloaded, standardised tensors, a ``channels_last`` model
-  and evaluation under ``torch.inference_mode()``.
+  label smoothing, random shifts) on preloaded, standardised tensors, a ``channels_last`` model,
+  the Simple CNN's ``FastDropout`` masks, bfloat16 arithmetic in the forward pass where the CPU
+  has it (``--precision`` overrides this) and evaluation in float32 under
+  ``torch.inference_mode()``.
 
 After every epoch both measure validation and test accuracy. A run stops once its test accuracy
 first reaches the target (99.0 %) or after ``--max-epochs`` epochs. The wall time to the target
@@ -88,6 +91,14 @@ def guide_loaders(root, seed: int, batch_size: int = 256, train_subset: int | No
     return train, val, test
 
 
+def guide_model() -> nn.Module:
+    """The Simple CNN as the guide builds it: its dropout layers are ``nn.Dropout``."""
+    model = sc.SimpleCNN()
+    for name in ("drop1", "drop2"):
+        setattr(model.features, name, nn.Dropout(getattr(model.features, name).p))
+    return model
+
+
 def guide_accuracy(model, loader) -> float:
     model.eval()
     correct, total = 0, 0
@@ -104,7 +115,7 @@ def run_guide(root, seed: int, target: float, max_epochs: int, train_subset=None
     start = time.perf_counter()
     torch.manual_seed(seed)
     train_loader, val_loader, test_loader = guide_loaders(root, seed, train_subset=train_subset)
-    model = sc.SimpleCNN()
+    model = guide_model()
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     epochs = []
@@ -137,7 +148,8 @@ def run_guide(root, seed: int, target: float, max_epochs: int, train_subset=None
 # ---------------------------------------------------------------------------------------------
 
 
-def run_fast(root, seed: int, target: float, max_epochs: int, train_subset=None) -> dict:
+def run_fast(root, seed: int, target: float, max_epochs: int, train_subset=None,
+             recipe: sc.Recipe = sc.FAST) -> dict:
     start = time.perf_counter()
     data = sc.load_mnist(root, seed=0, train_subset=train_subset, download=False)
     torch.manual_seed(seed)
@@ -152,7 +164,7 @@ def run_fast(root, seed: int, target: float, max_epochs: int, train_subset=None)
         return row["test_acc"] >= target or row["epoch"] >= max_epochs
 
     # the full reader recipe (its one-cycle schedule spans all its epochs); we stop at the target
-    sc.train(model, data, sc.FAST, seed=seed, test_each_epoch=True, stop=stop)
+    sc.train(model, data, recipe, seed=seed, test_each_epoch=True, stop=stop)
     return dict(path="fast", seed=seed, epochs=epochs)
 
 
@@ -209,6 +221,8 @@ def main(argv=None) -> int:
                         help="stop a run after this many epochs even below the target (default 8)")
     parser.add_argument("--train-subset", type=int, help="train on only the first N training images")
     parser.add_argument("--threads", type=int, help="torch threads for both (default: torch's choice)")
+    parser.add_argument("--precision", choices=sc.PRECISIONS,
+                        help="arithmetic of the fast path (default: the fast recipe's, 'auto')")
     parser.add_argument("--quick", action="store_true", help="one seed, at most 2 epochs each")
     parser.add_argument("--data-root", help="data folder (default $SIMPLECNN_DATA or ./data)")
     args = parser.parse_args(argv)
@@ -220,7 +234,9 @@ def main(argv=None) -> int:
     sc.verify_mnist(root)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
           f"seeds {args.seeds}; target {args.target:.1%}; at most {args.max_epochs} epochs per run", flush=True)
-    print(f"fast recipe: {replace(sc.FAST)}", flush=True)
+    fast_recipe = replace(sc.FAST, precision=args.precision or sc.FAST.precision)
+    print(f"fast recipe: {fast_recipe}; arithmetic here: {sc.resolve_precision(fast_recipe.precision)}",
+          flush=True)
     print(f"scheduling: {scheduling()}; load average {loadavg()}", flush=True)
     runs = []
     bench_start = time.perf_counter()
@@ -229,7 +245,8 @@ def main(argv=None) -> int:
         for fn in order:
             before = loadavg()
             print(f"  seed {seed}, {fn.__name__[4:]}: load average {before}", flush=True)
-            run = fn(root, seed, args.target, args.max_epochs, args.train_subset)
+            extra = dict(recipe=fast_recipe) if fn is run_fast else {}
+            run = fn(root, seed, args.target, args.max_epochs, args.train_subset, **extra)
             run["loadavg"] = (before, loadavg())
             runs.append(run)
     print()

@@ -99,6 +99,31 @@ def check_input(x: torch.Tensor, shape: tuple[int, int, int], model_name: str) -
     )
 
 
+class FastDropout(nn.Dropout):
+    """``nn.Dropout`` with a cheaper random mask; the Simple CNN's dropout layers.
+
+    It does what ``nn.Dropout`` does: in training mode each value is set to zero with
+    probability ``p`` and the others are multiplied by ``1 / (1 - p)``; in evaluation mode the
+    input passes through unchanged. Only the way the mask is drawn differs. ``nn.Dropout``
+    draws it with ``bernoulli_``, which on the 2-core test CPU took about 12 ms for one
+    (256, 32, 12, 12) activation; ``torch.rand(...) >= p`` gives each value the same keep
+    probability ``1 - p`` in about 4 ms, forward and backward together. With the same seed the
+    two modules zero different positions, so their outputs are equal in distribution, not bit
+    for bit.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return x.mul_(0.0) if self.inplace else x * 0.0
+        # 1 / (1 - p) where rand >= p (probability 1 - p), else 0; float32 random numbers
+        # also under bfloat16 autocast, so that p is not rounded
+        mask = torch.rand_like(x, dtype=torch.float32).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        mask = mask.to(x.dtype)
+        return x.mul_(mask) if self.inplace else x * mask
+
+
 class SimpleCNN(nn.Module):
     """The course's network for 28x28 grayscale digits.
 
@@ -138,12 +163,12 @@ class SimpleCNN(nn.Module):
                 bn1=norm1,
                 act1=activation(),
                 pool1=nn.MaxPool2d(2),
-                drop1=nn.Dropout(dropout[0]),
+                drop1=FastDropout(dropout[0]),
                 conv2=nn.Conv2d(32, 64, kernel_size=5),
                 bn2=norm2,
                 act2=activation(),
                 pool2=nn.MaxPool2d(2),
-                drop2=nn.Dropout(dropout[1]),
+                drop2=FastDropout(dropout[1]),
             )
         )
         self.classifier = nn.Sequential(
@@ -380,14 +405,13 @@ def random_shift(max_shift: int = 2, generator: torch.Generator | None = None):
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to train: optimiser settings, schedule, batch size and regularisation tricks.
+    """How to train: optimiser settings, schedule, batch size, regularisation tricks, precision.
 
     ``GUIDE`` is the original recipe (constant Adam 1e-3, batch 256, 10 epochs, plain
-    cross-entropy). ``FAST`` keeps the same network and optimiser but uses a one-cycle
-    learning-rate schedule (peak 3e-3, reached after 15 % of the steps), label smoothing 0.1 and
-    random shifts of up to 2 pixels: in ``make bench`` it passed 99.0 % test accuracy after 2 or 3
-    epochs (3 seeds), where ``GUIDE`` needed 4 or 5, and the reference checkpoint ends at 99.52 %
-    after 10.
+    cross-entropy, float32). ``FAST`` keeps the same network and optimiser but uses a one-cycle
+    learning-rate schedule (peak 3e-3, reached after 15 % of the steps), label smoothing 0.1,
+    random shifts of up to 2 pixels, and bfloat16 arithmetic where the CPU has it
+    (``precision="auto"``, see :func:`resolve_precision`).
     """
 
     name: str
@@ -399,6 +423,7 @@ class Recipe:
     label_smoothing: float = 0.0
     max_shift: int = 0  # random-shift augmentation, in pixels
     weight_decay: float = 0.0
+    precision: str = "float32"  # training arithmetic: "float32", "bfloat16" or "auto"
 
 
 #: Batch size for evaluation and prediction. Measured on a 2-core CPU (channels_last model, one
@@ -408,24 +433,59 @@ EVAL_BATCH_SIZE = 250
 
 GUIDE = Recipe(name="guide", epochs=10)
 FAST = Recipe(name="fast", epochs=10, lr=3e-3, schedule="onecycle", warmup=0.15, label_smoothing=0.1,
-              max_shift=2)
+              max_shift=2, precision="auto")
 RECIPES = {r.name: r for r in (GUIDE, FAST)}
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
-def train_epoch(model, batches: Iterable, optimizer, loss_fn=None, scheduler=None, progress=None):
+def cpu_has_bfloat16() -> bool:
+    """True when this CPU multiplies bfloat16 numbers in hardware (Intel AMX or AVX-512 BF16).
+
+    Without such instructions PyTorch emulates bfloat16 and a training step gets slower, not
+    faster, so ``precision="auto"`` stays in float32 there.
+    """
+    try:
+        caps = torch.cpu.get_capabilities()
+    except Exception:  # older PyTorch, or a platform that does not report its features
+        return False
+    return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
+
+
+def resolve_precision(precision: str) -> str:
+    """``"float32"`` or ``"bfloat16"``: what ``precision`` means on this machine.
+
+    ``"auto"`` picks bfloat16 when :func:`cpu_has_bfloat16` is true. In bfloat16 the
+    convolutions and matrix products of the forward pass run in 16-bit floats under
+    ``torch.autocast`` (their backward follows); the weights, the optimiser and evaluation stay
+    in float32. On the 2-core test CPU (which has AMX) this made a training step of 256 images
+    about 1.5x faster.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bfloat16" if cpu_has_bfloat16() else "float32"
+    return precision
+
+
+def train_epoch(model, batches: Iterable, optimizer, loss_fn=None, scheduler=None, progress=None,
+                precision: str = "float32"):
     """One pass over ``batches`` in training mode. Returns ``(mean loss, accuracy)``.
 
     Loss and correct counts are summed as tensors and read once at the end, so the loop does
-    not stop to copy a number out of every step.
+    not stop to copy a number out of every step. ``precision`` is ``"float32"``,
+    ``"bfloat16"`` (forward pass under ``torch.autocast``) or ``"auto"`` (see
+    :func:`resolve_precision`).
     """
     loss_fn = loss_fn or nn.CrossEntropyLoss()
+    low_precision = resolve_precision(precision) == "bfloat16"
     model.train()
     total_loss = torch.zeros(())
     correct = torch.zeros((), dtype=torch.long)
     seen = 0
     for x, y in batches:
-        logits = model(x)
-        loss = loss_fn(logits, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low_precision):
+            logits = model(x)
+            loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -510,8 +570,14 @@ def train(
     ``optimizer``/``scheduler``/``loss_fn`` default to the recipe's; pass your own to experiment
     (the chapters do). ``stop``, if given, is called with each epoch's dict after the epoch;
     when it returns True training ends there (the learning-rate schedule is not shortened).
+
+    For speed, the model's weights are stored ``channels_last`` (in place; the optimiser's
+    references stay valid), which made a training step up to 1.4x faster on the test CPU, and
+    the recipe's ``precision`` decides whether the forward pass runs in bfloat16.
     """
     epochs = recipe.epochs if epochs is None else epochs
+    precision = resolve_precision(recipe.precision)
+    model.to(memory_format=torch.channels_last)
     generator = seed_everything(seed)
     augment = random_shift(recipe.max_shift, generator) if recipe.max_shift else None
     train_batches = Batches(data.x_train, data.y_train, recipe.batch_size, True, generator, augment)
@@ -528,7 +594,8 @@ def train(
     try:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
-            train_loss, train_acc = train_epoch(model, train_batches, optimizer, loss_fn, scheduler, bar)
+            train_loss, train_acc = train_epoch(model, train_batches, optimizer, loss_fn, scheduler, bar,
+                                                precision)
             seconds = time.perf_counter() - start
             val_loss, val_acc = (
                 evaluate(model, val_batches, eval_loss) if len(data.y_val) else (float("nan"), float("nan"))
@@ -834,12 +901,15 @@ def load_reference(download: bool = True) -> tuple[nn.Module, dict]:
 
 def _cmd_train(args) -> int:
     recipe = RECIPES[args.recipe]
-    overrides = {k: v for k, v in dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size).items()
+    overrides = {k: v for k, v in dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                                       precision=args.precision).items()
                  if v is not None}
     recipe = replace(recipe, **overrides)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"recipe: {recipe}", flush=True)
+    print(f"training arithmetic: {resolve_precision(recipe.precision)}; "
+          f"{torch.get_num_threads()} threads", flush=True)
     data = load_mnist(args.data_root, val_fraction=args.val_fraction, seed=args.seed,
                       train_subset=args.train_subset)
     print("data: " + ", ".join(f"{k} {v:,}" for k, v in data.sizes().items()), flush=True)
@@ -852,7 +922,8 @@ def _cmd_train(args) -> int:
     test_loss, test_acc = evaluate(model, Batches(data.x_test, data.y_test, EVAL_BATCH_SIZE))
     print(f"test accuracy {test_acc:.2%} (loss {test_loss:.4f}) on {len(data.y_test):,} images; "
           f"trained in {train_seconds:.0f} s", flush=True)
-    out = save_checkpoint(model, args.out, history, recipe=asdict(recipe), seed=args.seed,
+    out = save_checkpoint(model, args.out, history, recipe=asdict(recipe),
+                          precision=resolve_precision(recipe.precision), seed=args.seed,
                           train_subset=args.train_subset, test_acc=test_acc, test_loss=test_loss,
                           train_seconds=train_seconds, threads=torch.get_num_threads(),
                           torch=torch.__version__)
@@ -877,6 +948,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--epochs", type=int, help="number of epochs (default: the recipe's, 10)")
     t.add_argument("--lr", type=float, help="(peak) learning rate (default: the recipe's)")
     t.add_argument("--batch-size", type=int, help="mini-batch size (default 256)")
+    t.add_argument("--precision", choices=PRECISIONS,
+                   help="training arithmetic (default: the recipe's; 'auto' = bfloat16 where the CPU "
+                        "has AMX or AVX-512 BF16, else float32)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
     t.add_argument("--train-subset", type=int, help="train on only the first N training images")

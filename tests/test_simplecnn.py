@@ -66,6 +66,123 @@ def test_experiment_options_change_the_network():
     assert simplecnn.count_parameters(model) == EXPECTED_PARAMETERS - 64 - 128
 
 
+# --- dropout ---------------------------------------------------------------------------------
+
+def test_the_simple_cnn_uses_fast_dropout_which_is_an_nn_dropout():
+    model = SimpleCNN()
+    assert type(model.features.drop1) is simplecnn.FastDropout
+    assert isinstance(model.features.drop2, nn.Dropout)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.45, 0.8])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fast_dropout_keeps_each_value_with_probability_one_minus_p_and_rescales(p, dtype):
+    torch.manual_seed(0)
+    x = (torch.rand(64, 32, 12, 12) + 0.5).to(dtype)  # no zeros of its own
+    out = simplecnn.FastDropout(p).train()(x)
+    assert out.dtype == dtype and out.shape == x.shape
+    kept = out != 0
+    # 294,912 draws: the kept share is within 0.5 percentage points of 1 - p
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.005
+    torch.testing.assert_close(out[kept], (x.float() / (1 - p)).to(dtype)[kept])
+    # the mean is preserved, as for nn.Dropout (the reason for the rescaling)
+    assert out.float().mean().item() == pytest.approx(x.float().mean().item(), rel=0.01)
+
+
+def test_fast_dropout_matches_nn_dropout_in_distribution_and_in_evaluation_mode():
+    torch.manual_seed(0)
+    x = torch.randn(128, 32, 12, 12)
+    ours, theirs = simplecnn.FastDropout(0.45), nn.Dropout(0.45)
+    a, b = ours.train()(x), theirs.train()(x)
+    assert abs((a == 0).float().mean() - (b == 0).float().mean()) < 0.005
+    assert a.std().item() == pytest.approx(b.std().item(), rel=0.02)
+    assert not torch.equal(a, x)
+    assert ours.eval()(x) is x  # evaluation mode: the input passes through unchanged
+    assert simplecnn.FastDropout(0.0).train()(x) is x
+    assert torch.count_nonzero(simplecnn.FastDropout(1.0).train()(x)) == 0
+
+
+def test_fast_dropout_gradient_is_the_mask_times_the_scale():
+    torch.manual_seed(0)
+    x = torch.randn(16, 8, 6, 6, requires_grad=True)
+    out = simplecnn.FastDropout(0.3).train()(x)
+    out.sum().backward()
+    expected = (out != 0).float() / 0.7
+    torch.testing.assert_close(x.grad, expected)
+
+
+def test_fast_dropout_in_place_changes_its_input():
+    torch.manual_seed(0)
+    x = torch.randn(10, 4, 5, 5)
+    y = simplecnn.FastDropout(0.5, inplace=True).train()(x)
+    assert y is x and (x == 0).any()
+
+
+# --- precision -------------------------------------------------------------------------------
+
+def test_resolve_precision(monkeypatch):
+    assert simplecnn.resolve_precision("float32") == "float32"
+    assert simplecnn.resolve_precision("bfloat16") == "bfloat16"
+    monkeypatch.setattr(simplecnn, "cpu_has_bfloat16", lambda: True)
+    assert simplecnn.resolve_precision("auto") == "bfloat16"
+    monkeypatch.setattr(simplecnn, "cpu_has_bfloat16", lambda: False)
+    assert simplecnn.resolve_precision("auto") == "float32"
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        simplecnn.resolve_precision("half")
+
+
+def test_cpu_has_bfloat16_reads_the_cpu_features(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True, "avx512_bf16": False})
+    assert simplecnn.cpu_has_bfloat16()
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})
+    assert not simplecnn.cpu_has_bfloat16()
+
+    def unsupported():
+        raise RuntimeError("not reported here")
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", unsupported)
+    assert not simplecnn.cpu_has_bfloat16()
+
+
+def test_recipes_choose_their_arithmetic():
+    assert simplecnn.GUIDE.precision == "float32"  # the original recipe, unchanged
+    assert simplecnn.FAST.precision == "auto"
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_train_epoch_in_either_precision_keeps_float32_weights(precision):
+    torch.manual_seed(0)
+    model = SimpleCNN()
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = model.features.conv1.weight.detach().clone()
+    loss, acc = simplecnn.train_epoch(model, simplecnn.Batches(x, y, 32), optimizer, precision=precision)
+    assert loss > 0 and 0 <= acc <= 1
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert not torch.equal(model.features.conv1.weight, before)
+
+
+def test_bfloat16_forward_pass_stays_close_to_float32():
+    torch.manual_seed(0)
+    model = SimpleCNN().eval()
+    x = torch.randn(32, 1, 28, 28)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(x)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), model(x), atol=0.1, rtol=0.05)
+
+
+def test_train_stores_the_weights_channels_last_without_breaking_the_optimizer(mnist):
+    small = simplecnn.Splits(mnist.x_train[:256], mnist.y_train[:256], mnist.x_val[:64],
+                             mnist.y_val[:64], mnist.x_test[:64], mnist.y_test[:64])
+    model = SimpleCNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # made before the conversion
+    before = model.classifier.fc1.weight.detach().clone()
+    simplecnn.train(model, small, simplecnn.GUIDE, epochs=1, optimizer=optimizer)
+    assert model.features.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not torch.equal(model.classifier.fc1.weight, before)
+
+
 # --- data ------------------------------------------------------------------------------------
 
 def test_split_is_seeded_and_disjoint():
@@ -226,6 +343,18 @@ def test_cli_trains_and_writes_checkpoint_and_history(mnist_root, tmp_path, caps
     info = json.loads(out.with_suffix(".json").read_text())
     assert len(info["history"]) == 1 and 0.5 < info["test_acc"] <= 1  # 8 steps of Adam: well above 10 %
     simplecnn.load_checkpoint(out, expected_sha256=info["sha256"])
+
+
+def test_cli_precision_option_is_used_and_recorded(mnist_root, tmp_path, capsys):
+    out = tmp_path / "model.pt"
+    code = simplecnn.main(["train", "--epochs", "1", "--train-subset", "512", "--no-progress",
+                           "--precision", "float32", "--data-root", str(mnist_root), "--out", str(out)])
+    assert code == 0
+    assert "training arithmetic: float32" in capsys.readouterr().out
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["precision"] == "float32" and info["recipe"]["precision"] == "float32"
+    with pytest.raises(SystemExit):
+        simplecnn.main(["train", "--precision", "half"])
 
 
 def test_cli_reports_missing_data_without_a_traceback(tmp_path, capsys, monkeypatch):

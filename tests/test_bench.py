@@ -1,0 +1,44 @@
+"""A smoke test of the training benchmark (bench/bench_training.py).
+
+It checks that both loops run and that the report says what it measured; it does not time
+anything (timings belong to ``make bench`` on an idle machine, not to a unit test).
+"""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import torch.nn as nn
+
+import simplecnn as sc
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_training.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_training", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_guide_model_uses_the_original_dropout_and_the_same_weights():
+    bench = load_bench()
+    model = bench.guide_model()
+    assert type(model.features.drop1) is nn.Dropout and model.features.drop1.p == 0.45
+    assert type(model.features.drop2) is nn.Dropout and model.features.drop2.p == 0.35
+    assert model.state_dict().keys() == sc.SimpleCNN().state_dict().keys()
+
+
+def test_benchmark_runs_both_paths_and_prints_the_side_by_side_table(mnist_root, capsys):
+    bench = load_bench()
+    code = bench.main(["--seeds", "0", "--max-epochs", "1", "--train-subset", "512",
+                       "--precision", "float32", "--data-root", str(mnist_root)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "arithmetic here: float32" in out
+    rows = [line for line in out.splitlines() if re.match(r"\s+0\s+(guide|fast)\s", line)]
+    assert len(rows) == 2  # one row per path for the one seed
+    assert re.search(r"seed 0: fast path [\d.]+x faster per epoch", out)
+    assert re.search(r"all seeds: guide [\d.]+ s/epoch, fast [\d.]+ s/epoch, ratio [\d.]+x", out)
+    assert "load average" in out

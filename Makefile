@@ -5,7 +5,8 @@
 #                then the book (fast mode) in headless Chromium
 #   make lab     open the notebooks in JupyterLab
 #   make train   train the Simple CNN from the command line (full MNIST)
-#   make bench   time the original guide's training loop against the fast path (3 seeds, ~15 min)
+#   make bench   time the original guide's training loop against the fast path (3 seeds, ~6 min)
+#   make bench-step  one training step, setting by setting (dropout, precision, memory format)
 #
 # Fast mode (SIMPLECNN_FAST=1) gives every notebook a short training budget; `make test` uses
 # it by default (FAST=0 for the reader settings). `make book` uses the reader settings unless
@@ -32,7 +33,7 @@ BOOK_FLAGS := $(if $(filter 1,$(FAST)),--path-output _build/fast,)
 # so the book never shows outputs of older code.
 SRC_HASH    = $(shell cat src/*.py | sha256sum | cut -c1-16)
 
-.PHONY: help env vendor book test test-py test-browser test-unit test-notebooks lab train bench clean
+.PHONY: help env vendor book test test-py test-browser test-unit test-notebooks lab train bench bench-step clean
 
 help:
 	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -110,6 +111,11 @@ train: env
 # one short seed. See bench/bench_training.py.
 bench: env
 	$(BIN)/python bench/bench_training.py $(BENCH_ARGS)
+
+# Milliseconds per training step for each combination of dropout, precision and memory format.
+# See bench/bench_step.py.
+bench-step: env
+	$(BIN)/python bench/bench_step.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache

@@ -22,7 +22,7 @@ and test passes of every epoch.
 
 Usage (from the repository root, with the environment active)::
 
-    make bench                                   # 3 seeds (13 minutes with --threads 1 on a busy 2-core CPU)
+    make bench                                   # 3 seeds (about 6 minutes on an idle 2-core CPU)
     make bench BENCH_ARGS=--quick                # 1 seed, at most 2 epochs each (a few minutes)
     python bench/bench_training.py --help
 

@@ -843,7 +843,7 @@ def load_checkpoint(path, model: nn.Module | None = None, expected_sha256: str |
 REPOSITORY = "https://github.com/simplecnn/simple-cnn"
 #: The reference checkpoint, relative to the repository root, and its SHA-256.
 REFERENCE_CHECKPOINT = "checkpoints/simplecnn.pt"
-REFERENCE_SHA256 = "e79d40d05d527bf58341e001013f6dbf86dd8d236ed5b96c1f0b2657e6a217fb"
+REFERENCE_SHA256 = "7edbc4727b8a33e080c3982871e1959a1e9a7a13d93c85f0df086886a395b165"
 
 
 def _download(url: str, path: Path) -> None:

@@ -42,3 +42,15 @@ def test_benchmark_runs_both_paths_and_prints_the_side_by_side_table(mnist_root,
     assert re.search(r"seed 0: fast path [\d.]+x faster per epoch", out)
     assert re.search(r"all seeds: guide [\d.]+ s/epoch, fast [\d.]+ s/epoch, ratio [\d.]+x", out)
     assert "load average" in out
+
+
+def test_step_benchmark_times_every_setting(capsys):
+    spec = importlib.util.spec_from_file_location("bench_step", BENCH.parent / "bench_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--batch-size", "8", "--steps", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if re.match(r"(nn\.Dropout|FastDropout)\s", line)]
+    expected = 8 if sc.cpu_has_bfloat16() else 4  # bfloat16 rows only with bfloat16 hardware
+    assert len(rows) == expected
+    assert rows[0].split()[:3] == ["nn.Dropout", "float32", "contiguous"] and rows[0].endswith("1.00x")

@@ -10,6 +10,9 @@ the mechanics stay in one tested place:
   train/validation split and normalisation, held in memory as tensors.
 * ``train_epoch``, ``evaluate`` and ``train`` (returns a per-epoch history), a loss-curve plot,
   and checkpoint save/load (``weights_only=True``).
+* Speed without changing the network: ``FastDropout`` (the model's dropout layers, with a
+  cheaper mask), ``channels_last`` weights, and bfloat16 arithmetic where the CPU has it
+  (``Recipe.precision``, ``resolve_precision``); ``FAST`` and ``GUIDE`` are the two recipes.
 * A command line: ``python -m simplecnn train --epochs 1``.
 
 Run ``python -m simplecnn --help`` for the command line.

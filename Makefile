@@ -1,21 +1,22 @@
 # Simple CNN: one Makefile for readers, maintainers and CI.
 #
 #   make book    build the HTML book (creates .venv on first use)   -> _build/html/index.html
-#   make test    run every test: pytest for src/, nbval over every notebook (fast mode),
-#                then the book (fast mode) in headless Chromium
+#   make test    run every test: ruff, pytest for src/, nbval over every notebook (quick
+#                budgets), then the book (quick budgets) in headless Chromium
+#   make lint    ruff: lint and format check of src/, tests/, bench/ and the notebooks
 #   make lab     open the notebooks in JupyterLab
 #   make train   train the Simple CNN from the command line (full MNIST)
-#   make bench   time the original guide's training loop against the fast path (3 seeds, ~6 min)
+#   make bench   time the original guide's training loop against the fast path (3 seeds)
 #   make bench-step  one training step, setting by setting (dropout, precision, memory format)
 #
-# Fast mode (SIMPLECNN_FAST=1) gives every notebook a short training budget; `make test` uses
-# it by default (FAST=0 for the reader settings). `make book` uses the reader settings unless
-# FAST=1, and keeps a separate execution cache per mode.
+# Quick budgets (SIMPLECNN_QUICK=1) give every notebook a short training budget; `make test`
+# uses them by default (QUICK=0 for the reader settings). `make book` uses the reader settings
+# unless QUICK=1, and keeps a separate execution cache for each.
 
 PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-FAST    ?=
+QUICK   ?=
 JOBS    ?= 2
 PYTEST_ARGS ?=
 
@@ -25,18 +26,20 @@ export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
 # Data root shared by the CLI, tests and notebooks (torchvision downloads MNIST here).
 export SIMPLECNN_DATA ?= $(CURDIR)/data
 
-# Fast-mode builds go to their own folder so their execution cache never feeds a reader build.
-BOOK_DIR := $(if $(filter 1,$(FAST)),_build/fast/_build,_build)
+# Quick builds go to their own folder so their execution cache never feeds a reader build.
+BOOK_DIR := $(if $(filter 1,$(QUICK)),_build/quick/_build,_build)
 BOOK_OUT := $(BOOK_DIR)/html
-BOOK_FLAGS := $(if $(filter 1,$(FAST)),--path-output _build/fast,)
-# The execution cache is keyed on the notebooks alone: when src/ changes it is started afresh,
-# so the book never shows outputs of older code.
-SRC_HASH    = $(shell cat src/*.py | sha256sum | cut -c1-16)
+BOOK_FLAGS := $(if $(filter 1,$(QUICK)),--path-output _build/quick,)
+# The execution cache is keyed on the notebooks alone: when anything under src/ changes
+# (Python, JavaScript, CSS, weights) it is started afresh, so the book never shows outputs of
+# older code.
+SRC_HASH    = $(shell find src -type f ! -path '*/__pycache__/*' ! -name '*.pyc' | LC_ALL=C sort \
+                | xargs sha256sum | sha256sum | cut -c1-16)
 
-.PHONY: help env vendor book test test-py test-browser test-unit test-notebooks lab train bench bench-step clean
+.PHONY: help env vendor book test lint test-py test-browser test-unit test-notebooks lab train bench bench-step clean
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
 
 # The virtual environment: pinned packages from requirements.txt plus this repository's
 # `simplecnn` package in editable mode. Rebuilt when either file changes.
@@ -70,42 +73,49 @@ vendor: $(VENDOR_STAMP)
 
 # SIMPLECNN_PROGRESS=text: training progress is printed as text, not as a Jupyter widget, which
 # a static page could only show with a widget manager loaded from elsewhere.
+# The source hash is written before the build, so a failed build keeps the cached notebooks
+# that did execute: the next build runs only those that failed or changed.
 book: env vendor
 	@if [ -d $(BOOK_DIR)/.doctrees -o -d $(BOOK_DIR)/.jupyter_cache ] \
 	  && [ "$$(cat $(BOOK_DIR)/.src-hash 2>/dev/null)" != "$(SRC_HASH)" ]; then \
 	  echo "src/ changed: executing the notebooks afresh"; rm -rf $(BOOK_DIR)/.jupyter_cache $(BOOK_DIR)/.doctrees; fi
-	SIMPLECNN_FAST=$(FAST) SIMPLECNN_PROGRESS=text \
+	@mkdir -p $(BOOK_DIR) && echo "$(SRC_HASH)" > $(BOOK_DIR)/.src-hash
+	SIMPLECNN_QUICK=$(QUICK) SIMPLECNN_PROGRESS=text \
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS) -W --keep-going
-	@echo "$(SRC_HASH)" > $(BOOK_DIR)/.src-hash
 	@echo "The book is at $(BOOK_OUT)/index.html"
 
-# One thread per process: with JOBS parallel workers on a small machine, more threads each
-# only fight over the cores. Then the book is built in fast mode and checked in headless Chromium.
+# Style first: it takes seconds. Then one thread per process: with JOBS parallel workers on a
+# small machine, more threads each only fight over the cores. Then the book is built with the
+# quick budgets and checked in headless Chromium.
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=1800
-test: test-py test-browser
+test: lint test-py test-browser
+
+lint: env
+	$(BIN)/ruff check src tests bench notebooks chapters/figures
+	$(BIN)/ruff format --check src tests bench notebooks chapters/figures
 
 test-py: env
-	SIMPLECNN_FAST=$(if $(FAST),$(FAST),1) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	SIMPLECNN_QUICK=$(if $(QUICK),$(QUICK),1) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) --ignore=tests/browser \
 		tests notebooks $(PYTEST_ARGS)
 
 test-browser: env vendor
-	$(MAKE) book FAST=1
-	SIMPLECNN_BOOK_HTML=$(CURDIR)/_build/fast/_build/html SIMPLECNN_AXE=$(CURDIR)/$(VENDOR)/axe-core/axe.min.js \
+	$(MAKE) book QUICK=1
+	SIMPLECNN_BOOK_HTML=$(CURDIR)/_build/quick/_build/html SIMPLECNN_AXE=$(CURDIR)/$(VENDOR)/axe-core/axe.min.js \
 	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 test-unit: env
-	SIMPLECNN_FAST=1 $(BIN)/python -m pytest --ignore=tests/browser tests $(PYTEST_ARGS)
+	SIMPLECNN_QUICK=1 $(BIN)/python -m pytest --ignore=tests/browser tests $(PYTEST_ARGS)
 
 test-notebooks: env
-	SIMPLECNN_FAST=$(if $(FAST),$(FAST),1) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	SIMPLECNN_QUICK=$(if $(QUICK),$(QUICK),1) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) notebooks $(PYTEST_ARGS)
 
 lab: env
 	$(BIN)/jupyter lab notebooks
 
 train: env
-	$(BIN)/python -m simplecnn train $(ARGS)
+	$(BIN)/python -m cnnkit train $(ARGS)
 
 # Side-by-side timing of the guide's loop and the fast path (3 seeds); BENCH_ARGS=--quick for
 # one short seed. See bench/bench_training.py.

@@ -67,13 +67,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    has_bf16 = sc.cpu_has_bfloat16()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-          f"batch {args.batch_size}; bfloat16 hardware: {'yes' if has_bf16 else 'no (bfloat16 rows skipped)'}")
+    has_bf16 = sc.resolve_precision("auto") == "bfloat16"
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"batch {args.batch_size}; bfloat16 hardware: {'yes' if has_bf16 else 'no (bfloat16 rows skipped)'}"
+    )
     x = torch.randn(args.batch_size, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     y = torch.randint(0, 10, (args.batch_size,), generator=torch.Generator().manual_seed(1))
-    settings = [s for s in itertools.product([False, True], [False, True], [False, True])
-                if has_bf16 or not s[1]]  # (fast dropout, bfloat16, channels_last)
+    settings = [
+        s for s in itertools.product([False, True], [False, True], [False, True]) if has_bf16 or not s[1]
+    ]  # (fast dropout, bfloat16, channels_last)
     steps = {s: make_step(build(s[0], s[2]), s[1], x, y) for s in settings}
     for step in steps.values():  # warm up: the first steps set up the kernels
         for _ in range(3):
@@ -89,8 +92,10 @@ def main(argv=None) -> int:
     print(f"{'dropout':12s} {'arithmetic':10s} {'memory format':14s} {'ms/step':>8s} {'speed-up':>9s}")
     for (fast, bf16, cl), t in times.items():
         ms = statistics.median(t)
-        print(f"{'FastDropout' if fast else 'nn.Dropout':12s} {'bfloat16' if bf16 else 'float32':10s} "
-              f"{'channels_last' if cl else 'contiguous':14s} {ms:8.1f} {base / ms:8.2f}x")
+        print(
+            f"{'FastDropout' if fast else 'nn.Dropout':12s} {'bfloat16' if bf16 else 'float32':10s} "
+            f"{'channels_last' if cl else 'contiguous':14s} {ms:8.1f} {base / ms:8.2f}x"
+        )
     return 0
 
 

@@ -43,6 +43,7 @@ import torch
 import torch.nn as nn
 
 import simplecnn as sc
+from cnnkit import mnist
 
 
 def scheduling() -> str:
@@ -76,16 +77,16 @@ def guide_loaders(root, seed: int, batch_size: int = 256, train_subset: int | No
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
-    transform = transforms.Compose([transforms.ToTensor(),
-                                    transforms.Normalize((sc.MNIST_MEAN,), (sc.MNIST_STD,))])
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mnist.MEAN,), (mnist.STD,))])
     train_full = datasets.MNIST(root, train=True, transform=transform)
     test_set = datasets.MNIST(root, train=False, transform=transform)
-    train_idx, val_idx = sc.split_indices(len(train_full), 0.2, seed=0)
+    train_idx, val_idx = mnist.split_indices(len(train_full), 0.2, seed=0)
     if train_subset is not None:
         train_idx = train_idx[:train_subset]
     generator = torch.Generator().manual_seed(seed)
-    train = DataLoader(Subset(train_full, train_idx.tolist()), batch_size=batch_size, shuffle=True,
-                       generator=generator)
+    train = DataLoader(
+        Subset(train_full, train_idx.tolist()), batch_size=batch_size, shuffle=True, generator=generator
+    )
     val = DataLoader(Subset(train_full, val_idx.tolist()), batch_size=batch_size)
     test = DataLoader(test_set, batch_size=batch_size)
     return train, val, test
@@ -135,8 +136,16 @@ def run_guide(root, seed: int, target: float, max_epochs: int, train_subset=None
         test_start = time.perf_counter()
         test_acc = guide_accuracy(model, test_loader)
         test_seconds = time.perf_counter() - test_start
-        epochs.append(dict(epoch=epoch, seconds=seconds, val_acc=val_acc, test_acc=test_acc,
-                           test_seconds=test_seconds, wall=time.perf_counter() - start))
+        epochs.append(
+            dict(
+                epoch=epoch,
+                seconds=seconds,
+                val_acc=val_acc,
+                test_acc=test_acc,
+                test_seconds=test_seconds,
+                wall=time.perf_counter() - start,
+            )
+        )
         print(f"    guide epoch {epoch}: {seconds:5.1f} s, test acc {test_acc:.2%}", flush=True)
         if test_acc >= target:
             break
@@ -148,10 +157,11 @@ def run_guide(root, seed: int, target: float, max_epochs: int, train_subset=None
 # ---------------------------------------------------------------------------------------------
 
 
-def run_fast(root, seed: int, target: float, max_epochs: int, train_subset=None,
-             recipe: sc.Recipe = sc.FAST) -> dict:
+def run_fast(
+    root, seed: int, target: float, max_epochs: int, train_subset=None, recipe: sc.Recipe = sc.FAST
+) -> dict:
     start = time.perf_counter()
-    data = sc.load_mnist(root, seed=0, train_subset=train_subset, download=False)
+    data = mnist.load(root, seed=0, train_subset=train_subset, download=False)
     torch.manual_seed(seed)
     model = sc.SimpleCNN().to(memory_format=torch.channels_last)
     epochs = []
@@ -159,8 +169,10 @@ def run_fast(root, seed: int, target: float, max_epochs: int, train_subset=None,
     def stop(row):
         row["wall"] = time.perf_counter() - start
         epochs.append(row)
-        print(f"    fast  epoch {row['epoch']}: {row['seconds']:5.1f} s, test acc {row['test_acc']:.2%}",
-              flush=True)
+        print(
+            f"    fast  epoch {row['epoch']}: {row['seconds']:5.1f} s, test acc {row['test_acc']:.2%}",
+            flush=True,
+        )
         return row["test_acc"] >= target or row["epoch"] >= max_epochs
 
     # the full reader recipe (its one-cycle schedule spans all its epochs); we stop at the target
@@ -189,14 +201,19 @@ def eval_seconds(run: dict) -> float:
 
 
 def report(runs: list[dict], target: float) -> str:
-    lines = [f"{'seed':>4}  {'path':5}  {'s/epoch':>7}  {'eval 10k':>8}  {'to ' + format(target, '.1%'):>14}  "
-             f"test accuracy after each epoch", "-" * 100]
+    lines = [
+        f"{'seed':>4}  {'path':5}  {'s/epoch':>7}  {'eval 10k':>8}  {'to ' + format(target, '.1%'):>14}  "
+        f"test accuracy after each epoch",
+        "-" * 100,
+    ]
     for r in runs:
         t, ep = time_to_target(r, target)
         reach = f"{t:6.1f} s (ep {ep})" if t is not None else f"not in {len(r['epochs'])} ep"
         accs = " ".join(f"{e['test_acc']:.2%}" for e in r["epochs"])
-        lines.append(f"{r['seed']:>4}  {r['path']:5}  {sec_per_epoch(r):7.1f}  {eval_seconds(r):7.2f}s  "
-                     f"{reach:>14}  {accs}")
+        lines.append(
+            f"{r['seed']:>4}  {r['path']:5}  {sec_per_epoch(r):7.1f}  {eval_seconds(r):7.2f}s  "
+            f"{reach:>14}  {accs}"
+        )
     lines.append("-" * 100)
     seeds = sorted({r["seed"] for r in runs})
     by = {(r["seed"], r["path"]): r for r in runs}
@@ -204,12 +221,16 @@ def report(runs: list[dict], target: float) -> str:
         g, f = by[(seed, "guide")], by[(seed, "fast")]
         tg, tf = time_to_target(g, target)[0], time_to_target(f, target)[0]
         ratio_t = f"{tg / tf:.2f}x" if tg is not None and tf is not None else "n/a"
-        lines.append(f"seed {seed}: fast path {sec_per_epoch(g) / sec_per_epoch(f):.2f}x faster per epoch, "
-                     f"time to {target:.1%} {ratio_t} shorter, evaluation {eval_seconds(g) / eval_seconds(f):.1f}x faster")
+        lines.append(
+            f"seed {seed}: fast path {sec_per_epoch(g) / sec_per_epoch(f):.2f}x faster per epoch, "
+            f"time to {target:.1%} {ratio_t} shorter, evaluation {eval_seconds(g) / eval_seconds(f):.1f}x faster"
+        )
     g_all = [e["seconds"] for r in runs if r["path"] == "guide" for e in r["epochs"]]
     f_all = [e["seconds"] for r in runs if r["path"] == "fast" for e in r["epochs"]]
-    lines.append(f"all seeds: guide {statistics.mean(g_all):.1f} s/epoch, fast {statistics.mean(f_all):.1f} "
-                 f"s/epoch, ratio {statistics.mean(g_all) / statistics.mean(f_all):.2f}x")
+    lines.append(
+        f"all seeds: guide {statistics.mean(g_all):.1f} s/epoch, fast {statistics.mean(f_all):.1f} "
+        f"s/epoch, ratio {statistics.mean(g_all) / statistics.mean(f_all):.2f}x"
+    )
     return "\n".join(lines)
 
 
@@ -217,12 +238,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--target", type=float, default=0.99, help="test accuracy to reach (default 0.99)")
-    parser.add_argument("--max-epochs", type=int, default=8,
-                        help="stop a run after this many epochs even below the target (default 8)")
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        default=8,
+        help="stop a run after this many epochs even below the target (default 8)",
+    )
     parser.add_argument("--train-subset", type=int, help="train on only the first N training images")
     parser.add_argument("--threads", type=int, help="torch threads for both (default: torch's choice)")
-    parser.add_argument("--precision", choices=sc.PRECISIONS,
-                        help="arithmetic of the fast path (default: the fast recipe's, 'auto')")
+    parser.add_argument(
+        "--precision",
+        choices=sc.PRECISIONS,
+        help="arithmetic of the fast path (default: the fast recipe's, 'auto')",
+    )
     parser.add_argument("--quick", action="store_true", help="one seed, at most 2 epochs each")
     parser.add_argument("--data-root", help="data folder (default $SIMPLECNN_DATA or ./data)")
     args = parser.parse_args(argv)
@@ -230,13 +258,18 @@ def main(argv=None) -> int:
         args.seeds, args.max_epochs = args.seeds[:1], min(args.max_epochs, 2)
     if args.threads:
         torch.set_num_threads(args.threads)
-    root = sc.data_root(args.data_root)
-    sc.verify_mnist(root)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
-          f"seeds {args.seeds}; target {args.target:.1%}; at most {args.max_epochs} epochs per run", flush=True)
+    root = mnist.data_root(args.data_root)
+    mnist.verify(root)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
+        f"seeds {args.seeds}; target {args.target:.1%}; at most {args.max_epochs} epochs per run",
+        flush=True,
+    )
     fast_recipe = replace(sc.FAST, precision=args.precision or sc.FAST.precision)
-    print(f"fast recipe: {fast_recipe}; arithmetic here: {sc.resolve_precision(fast_recipe.precision)}",
-          flush=True)
+    print(
+        f"fast recipe: {fast_recipe}; arithmetic here: {sc.resolve_precision(fast_recipe.precision)}",
+        flush=True,
+    )
     print(f"scheduling: {scheduling()}; load average {loadavg()}", flush=True)
     runs = []
     bench_start = time.perf_counter()
@@ -251,8 +284,10 @@ def main(argv=None) -> int:
             runs.append(run)
     print()
     print(report(runs, args.target))
-    print(f"load average (1, 5, 15 min) before/after each run: "
-          + "; ".join(f"{r['path']}/{r['seed']} {r['loadavg'][0]} -> {r['loadavg'][1]}" for r in runs))
+    print(
+        "load average (1, 5, 15 min) before/after each run: "
+        + "; ".join(f"{r['path']}/{r['seed']} {r['loadavg'][0]} -> {r['loadavg'][1]}" for r in runs)
+    )
     print(f"benchmark took {time.perf_counter() - bench_start:.0f} s")
     return 0
 

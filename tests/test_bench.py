@@ -32,8 +32,20 @@ def test_guide_model_uses_the_original_dropout_and_the_same_weights():
 
 def test_benchmark_runs_both_paths_and_prints_the_side_by_side_table(mnist_root, capsys):
     bench = load_bench()
-    code = bench.main(["--seeds", "0", "--max-epochs", "1", "--train-subset", "512",
-                       "--precision", "float32", "--data-root", str(mnist_root)])
+    code = bench.main(
+        [
+            "--seeds",
+            "0",
+            "--max-epochs",
+            "1",
+            "--train-subset",
+            "512",
+            "--precision",
+            "float32",
+            "--data-root",
+            str(mnist_root),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "arithmetic here: float32" in out
@@ -51,6 +63,8 @@ def test_step_benchmark_times_every_setting(capsys):
     assert module.main(["--batch-size", "8", "--steps", "1", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if re.match(r"(nn\.Dropout|FastDropout)\s", line)]
-    expected = 8 if sc.cpu_has_bfloat16() else 4  # bfloat16 rows only with bfloat16 hardware
+    expected = (
+        8 if (sc.resolve_precision("auto") == "bfloat16") else 4
+    )  # bfloat16 rows only with bfloat16 hardware
     assert len(rows) == expected
     assert rows[0].split()[:3] == ["nn.Dropout", "float32", "contiguous"] and rows[0].endswith("1.00x")

@@ -1,4 +1,4 @@
-"""Tests of the CIFAR-10 model and loader in src/cifar.py."""
+"""Tests of the CIFAR-10 model and loader, cnnkit.cifar."""
 
 import os
 from pathlib import Path
@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-import cifar
 import simplecnn
-from cifar import CifarCNN
+from cnnkit import cifar, inspection
+from cnnkit.cifar import CifarCNN
+from cnnkit.mnist import DataError, Splits
 
 # conv1 16*3*3*3+16, conv2 32*16*3*3+32, fc1 (32*8*8)*128+128, fc2 128*10+10
 EXPECTED_PARAMETERS = 448 + 4_640 + 262_272 + 1_290
@@ -17,12 +18,13 @@ EXPECTED_PARAMETERS = 448 + 4_640 + 262_272 + 1_290
 
 # --- the model -------------------------------------------------------------------------------
 
+
 def test_parameter_count_matches_the_architecture():
-    assert simplecnn.count_parameters(CifarCNN()) == EXPECTED_PARAMETERS == 268_650
+    assert inspection.count_parameters(CifarCNN()) == EXPECTED_PARAMETERS == 268_650
 
 
 def test_layer_shapes_for_colour_input():
-    shapes = dict(simplecnn.layer_shapes(CifarCNN(), input_shape=(1, 3, 32, 32)))
+    shapes = dict(inspection.layer_shapes(CifarCNN(), input_shape=(1, 3, 32, 32)))
     assert shapes["features.conv1"] == (1, 16, 32, 32)  # 3x3 with padding 1 keeps 32x32
     assert shapes["features.pool1"] == (1, 16, 16, 16)
     assert shapes["features.conv2"] == (1, 32, 16, 16)
@@ -35,8 +37,18 @@ def test_layer_shapes_for_colour_input():
 def test_architecture_is_the_published_one():
     model = CifarCNN()
     f, c = model.features, model.classifier
-    assert (f.conv1.in_channels, f.conv1.out_channels, f.conv1.kernel_size, f.conv1.padding) == (3, 16, (3, 3), (1, 1))
-    assert (f.conv2.in_channels, f.conv2.out_channels, f.conv2.kernel_size, f.conv2.padding) == (16, 32, (3, 3), (1, 1))
+    assert (f.conv1.in_channels, f.conv1.out_channels, f.conv1.kernel_size, f.conv1.padding) == (
+        3,
+        16,
+        (3, 3),
+        (1, 1),
+    )
+    assert (f.conv2.in_channels, f.conv2.out_channels, f.conv2.kernel_size, f.conv2.padding) == (
+        16,
+        32,
+        (3, 3),
+        (1, 1),
+    )
     assert isinstance(f.act1, nn.ReLU) and isinstance(f.act2, nn.ReLU) and isinstance(c.act3, nn.ReLU)
     assert f.pool1.kernel_size == 2 and f.pool2.kernel_size == 2
     assert (c.fc1.in_features, c.fc1.out_features, c.fc2.out_features) == (2048, 128, 10)
@@ -66,7 +78,7 @@ def test_options_add_batch_norm_and_dropout():
     model = CifarCNN(batch_norm=True, dropout=0.5)
     assert isinstance(model.features.bn1, nn.BatchNorm2d) and model.features.bn2.num_features == 32
     assert model.classifier.drop.p == 0.5
-    assert simplecnn.count_parameters(model) == EXPECTED_PARAMETERS + 2 * 16 + 2 * 32
+    assert inspection.count_parameters(model) == EXPECTED_PARAMETERS + 2 * 16 + 2 * 32
     with pytest.raises(ValueError, match="dropout"):
         CifarCNN(dropout=1.0)
 
@@ -81,28 +93,10 @@ def test_the_same_design_runs_on_mnist_digits():
 
 # --- per-class accuracy ----------------------------------------------------------------------
 
-class _Fixed(nn.Module):
-    """A 'model' that predicts a fixed class per image, given as the image's single value."""
-
-    def forward(self, x):
-        return nn.functional.one_hot(x.flatten(1)[:, 0].long(), 10).float()
-
-
-def test_per_class_accuracy_counts_each_class():
-    y = torch.tensor([0, 0, 1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9])
-    pred = y.clone()
-    pred[0] = 3  # one of two class-0 images wrong
-    pred[2] = 0  # one of three class-1 images wrong
-    acc = cifar.per_class_accuracy(_Fixed(), pred.float().view(-1, 1), y)
-    assert acc[0] == pytest.approx(0.5) and acc[1] == pytest.approx(2 / 3)
-    assert torch.all(acc[2:] == 1.0)
-    with pytest.raises(ValueError, match="no images of class"):
-        cifar.per_class_accuracy(_Fixed(), y[:5].float().view(-1, 1), y[:5])
-
-
 # --- the loader: an ImageFolder made on the fly ----------------------------------------------
 
-def _write_folder(root: Path, per_class: int = 2, classes=cifar.CIFAR10_CLASSES, size=(32, 32)):
+
+def _write_folder(root: Path, per_class: int = 2, classes=cifar.CLASSES, size=(32, 32)):
     from PIL import Image
 
     for split in ("train", "test"):
@@ -115,8 +109,8 @@ def _write_folder(root: Path, per_class: int = 2, classes=cifar.CIFAR10_CLASSES,
 
 
 def test_folder_loader_gives_normalised_splits(tmp_path):
-    data = cifar.load_cifar10(_write_folder(tmp_path, per_class=5), val_fraction=0.2)
-    assert isinstance(data, simplecnn.Splits) and data.classes == cifar.CIFAR10_CLASSES
+    data = cifar.load(_write_folder(tmp_path, per_class=5), val_fraction=0.2)
+    assert isinstance(data, Splits) and data.classes == cifar.CLASSES
     assert data.sizes() == {"train": 40, "validation": 10, "test": 50}
     assert data.x_train.shape[1:] == (3, 32, 32) and data.x_train.dtype == torch.float32
     assert str(tmp_path) in data.source
@@ -128,16 +122,16 @@ def test_folder_loader_gives_normalised_splits(tmp_path):
 
 
 def test_folder_comes_from_the_argument_or_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv(cifar.CIFAR10_DIR_ENV, str(tmp_path / "env"))
-    assert cifar.cifar10_folder(tmp_path / "arg") == tmp_path / "arg"
-    assert cifar.cifar10_folder() == tmp_path / "env"
-    monkeypatch.delenv(cifar.CIFAR10_DIR_ENV)
-    assert cifar.cifar10_folder() is None  # torchvision downloads the original
+    monkeypatch.setenv(cifar.DIR_ENV, str(tmp_path / "env"))
+    assert cifar.image_folder(tmp_path / "arg") == tmp_path / "arg"
+    assert cifar.image_folder() == tmp_path / "env"
+    monkeypatch.delenv(cifar.DIR_ENV)
+    assert cifar.image_folder() is None  # torchvision downloads the original
 
 
 def test_missing_folder_is_named(tmp_path):
-    with pytest.raises(simplecnn.DataError, match="no CIFAR-10 folder at .*nowhere"):
-        cifar.load_cifar10(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="no CIFAR-10 folder at .*nowhere"):
+        cifar.load(tmp_path / "nowhere")
 
 
 def test_missing_split_folder_is_named(tmp_path):
@@ -145,35 +139,35 @@ def test_missing_split_folder_is_named(tmp_path):
     for p in sorted((root / "test").rglob("*"), reverse=True):
         p.unlink() if p.is_file() else p.rmdir()
     (root / "test").rmdir()
-    with pytest.raises(simplecnn.DataError, match="has no 'test' subfolder"):
-        cifar.load_cifar10(root)
+    with pytest.raises(DataError, match="has no 'test' subfolder"):
+        cifar.load(root)
 
 
 def test_wrong_class_folders_are_listed(tmp_path):
-    classes = list(cifar.CIFAR10_CLASSES)
+    classes = list(cifar.CLASSES)
     classes[classes.index("cat")] = "kitten"
-    with pytest.raises(simplecnn.DataError, match="missing: cat; unexpected: kitten"):
-        cifar.load_cifar10(_write_folder(tmp_path, classes=classes))
+    with pytest.raises(DataError, match="missing: cat; unexpected: kitten"):
+        cifar.load(_write_folder(tmp_path, classes=classes))
 
 
 def test_empty_class_folder_is_named(tmp_path):
     root = _write_folder(tmp_path)
     for p in (root / "train" / "frog").iterdir():
         p.unlink()
-    with pytest.raises(simplecnn.DataError, match=r"frog holds no images"):
-        cifar.load_cifar10(root)
+    with pytest.raises(DataError, match=r"frog holds no images"):
+        cifar.load(root)
 
 
 def test_unreadable_image_is_named(tmp_path):
     root = _write_folder(tmp_path)
     (root / "test" / "ship" / "broken.jpg").write_bytes(b"not a jpeg at all")
-    with pytest.raises(simplecnn.DataError, match=r"cannot read image .*broken\.jpg"):
-        cifar.load_cifar10(root)
+    with pytest.raises(DataError, match=r"cannot read image .*broken\.jpg"):
+        cifar.load(root)
 
 
 def test_wrong_image_size_is_refused(tmp_path):
-    with pytest.raises(simplecnn.DataError, match="is 28x28 pixels; CIFAR-10 images are 32x32"):
-        cifar.load_cifar10(_write_folder(tmp_path, size=(28, 28)))
+    with pytest.raises(DataError, match="is 28x28 pixels; CIFAR-10 images are 32x32"):
+        cifar.load(_write_folder(tmp_path, size=(28, 28)))
 
 
 def test_failed_download_says_what_to_do(monkeypatch, tmp_path):
@@ -182,25 +176,28 @@ def test_failed_download_says_what_to_do(monkeypatch, tmp_path):
     def no_network(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.delenv(cifar.CIFAR10_DIR_ENV, raising=False)
+    monkeypatch.delenv(cifar.DIR_ENV, raising=False)
     monkeypatch.setattr(datasets, "CIFAR10", no_network)
-    with pytest.raises(simplecnn.DataError) as info:
-        cifar.load_cifar10(root=tmp_path)
+    with pytest.raises(DataError) as info:
+        cifar.load(root=tmp_path)
     message = str(info.value)
     assert "network is unreachable" in message and "download failed" in message
     assert str(tmp_path / "cifar-10-batches-py") in message
-    assert cifar.CIFAR10_DIR_ENV in message
+    assert cifar.DIR_ENV in message
 
 
 # --- the loader on the shared CIFAR-10 subset, and a short training run ----------------------
 
+
 @pytest.fixture(scope="module")
 def subset():
-    folder = os.environ.get(cifar.CIFAR10_DIR_ENV)
+    folder = os.environ.get(cifar.DIR_ENV)
     if not folder:
-        pytest.skip(f"${cifar.CIFAR10_DIR_ENV} is not set: it names the offline CIFAR-10 copy "
-                    "(train/<class>/*.jpg, test/<class>/*.jpg) these tests read; CI sets it")
-    return cifar.load_cifar10()
+        pytest.skip(
+            f"${cifar.DIR_ENV} is not set: it names the offline CIFAR-10 copy "
+            "(train/<class>/*.jpg, test/<class>/*.jpg) these tests read; CI sets it"
+        )
+    return cifar.load()
 
 
 def test_shared_subset_loads(subset):
@@ -213,22 +210,32 @@ def test_shared_subset_loads(subset):
     import numpy as np
     from PIL import Image
 
-    first = Path(os.environ[cifar.CIFAR10_DIR_ENV]) / "test" / "airplane" / sorted(
-        os.listdir(Path(os.environ[cifar.CIFAR10_DIR_ENV]) / "test" / "airplane"))[0]
+    first = (
+        Path(os.environ[cifar.DIR_ENV])
+        / "test"
+        / "airplane"
+        / sorted(os.listdir(Path(os.environ[cifar.DIR_ENV]) / "test" / "airplane"))[0]
+    )
     pixels = torch.from_numpy(np.array(Image.open(first).convert("RGB"))).permute(2, 0, 1)
     assert torch.equal((subset.x_test[0] * 0.5 + 0.5).mul(255).round().to(torch.uint8), pixels)
 
 
 def test_split_is_seeded(subset):
-    again = cifar.load_cifar10(seed=0, train_subset=100)
+    again = cifar.load(seed=0, train_subset=100)
     assert torch.equal(again.y_train, subset.y_train[:100])
     assert torch.equal(again.x_val, subset.x_val)
 
 
 def test_training_loop_runs_the_asked_epochs_and_counts_right(subset):
     """The published loop ignored its epoch count and never reset its counters; ours must not."""
-    small = cifar.ImageSplits(subset.x_train[:2000], subset.y_train[:2000], subset.x_val[:1000],
-                              subset.y_val[:1000], subset.x_test, subset.y_test)
+    small = cifar.ImageSplits(
+        subset.x_train[:2000],
+        subset.y_train[:2000],
+        subset.x_val[:1000],
+        subset.y_val[:1000],
+        subset.x_test,
+        subset.y_test,
+    )
     torch.manual_seed(0)
     model = CifarCNN()
     history = simplecnn.train(model, small, cifar.RECIPE, epochs=2, seed=0, test_each_epoch=True)
@@ -239,5 +246,6 @@ def test_training_loop_runs_the_asked_epochs_and_counts_right(subset):
     assert 0.0 <= history[-1]["train_acc"] <= 1.0
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert acc > 0.25  # chance is 0.10
-    per_class = cifar.per_class_accuracy(model, small.x_test, small.y_test)
+    pred = simplecnn.predict(model, small.x_test).argmax(1)
+    per_class = inspection.per_class_accuracy(inspection.confusion_matrix(small.y_test, pred))
     assert per_class.mean().item() == pytest.approx(acc)  # balanced test set: mean of classes

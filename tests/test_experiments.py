@@ -1,4 +1,4 @@
-"""Tests of the side-by-side experiment runner in src/experiments.py."""
+"""Tests of the side-by-side experiment runner, cnnkit.experiments."""
 
 import math
 
@@ -10,8 +10,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-import experiments as ex
 import simplecnn as sc
+from cnnkit import experiments as ex
+from cnnkit.mnist import Splits, subset
 
 
 def tiny_splits(n_train=96, n_val=40, seed=0, margin=0.0):
@@ -24,7 +25,7 @@ def tiny_splits(n_train=96, n_val=40, seed=0, margin=0.0):
     x = torch.randn(n, 1, 28, 28, generator=g)
     y = (x[:, 0, :14, :14].mean((1, 2)) > 0).long() * 3  # two classes: 0 and 3
     x[:, 0, :14, :14] += margin * (y[:, None, None] / 1.5 - 1)
-    return sc.Splits(x[:n_train], y[:n_train], x[n_train:], y[n_train:], x[:10], y[:10])
+    return Splits(x[:n_train], y[:n_train], x[n_train:], y[n_train:], x[:10], y[:10])
 
 
 def sgd(params):
@@ -47,14 +48,16 @@ def test_compare_returns_one_result_per_variant_with_histories():
 
 def test_same_seed_gives_identical_runs_and_same_initial_weights():
     data = tiny_splits()
-    a, b = ex.compare([ex.Variant("x")], data, 1, seed=3, batch_size=32, log=None) + \
-        ex.compare([ex.Variant("x")], data, 1, seed=3, batch_size=32, log=None)
+    a, b = ex.compare([ex.Variant("x")], data, 1, seed=3, batch_size=32, log=None) + ex.compare(
+        [ex.Variant("x")], data, 1, seed=3, batch_size=32, log=None
+    )
     assert a.step_loss == b.step_loss
     assert a.val_loss == b.val_loss
     # Two variants with the same architecture start from the same weights: the first step's
     # loss (measured before any update) is the same whatever the optimizer.
-    r = ex.compare([ex.Variant("adam"), ex.Variant("sgd", optimizer=sgd)], data, 1, seed=3,
-                   batch_size=32, log=None)
+    r = ex.compare(
+        [ex.Variant("adam"), ex.Variant("sgd", optimizer=sgd)], data, 1, seed=3, batch_size=32, log=None
+    )
     assert r[0].step_loss[0] == r[1].step_loss[0]
     assert r[0].step_loss[1] != r[1].step_loss[1]
 
@@ -77,9 +80,14 @@ def test_the_training_loss_is_used_and_recorded():
 
 def test_eval_train_and_table():
     data = tiny_splits()
-    results = ex.compare([ex.Variant("with bn"),
-                          ex.Variant("no bn", model=lambda: sc.SimpleCNN(batch_norm=False))],
-                         data, 1, batch_size=48, eval_train=True, log=None)
+    results = ex.compare(
+        [ex.Variant("with bn"), ex.Variant("no bn", model=lambda: sc.SimpleCNN(batch_norm=False))],
+        data,
+        1,
+        batch_size=48,
+        eval_train=True,
+        log=None,
+    )
     for r in results:
         loss, acc = r.train_eval
         assert loss > 0 and 0 <= acc <= 1
@@ -125,14 +133,14 @@ def test_bad_arguments_get_clear_errors(kwargs, message):
 
 def test_subset_keeps_the_first_images_and_checks_its_sizes():
     data = tiny_splits()
-    small = ex.subset(data, train=10, val=5)
+    small = subset(data, train=10, val=5)
     assert small.sizes() == {"train": 10, "validation": 5, "test": 10}
     assert torch.equal(small.x_train, data.x_train[:10]) and torch.equal(small.y_val, data.y_val[:5])
-    assert ex.subset(data).sizes() == data.sizes()
+    assert subset(data).sizes() == data.sizes()
     with pytest.raises(ValueError, match="train must be between 1 and 96"):
-        ex.subset(data, train=1000)
+        subset(data, train=1000)
     with pytest.raises(ValueError, match="val must be between 1 and 40"):
-        ex.subset(data, val=0)
+        subset(data, val=0)
 
 
 def test_moving_average():
@@ -143,8 +151,9 @@ def test_moving_average():
 
 
 def test_plot_curves_draws_one_labelled_line_per_result():
-    results = ex.compare([ex.Variant("a"), ex.Variant("b", optimizer=sgd)], tiny_splits(), 2,
-                         batch_size=32, log=None)
+    results = ex.compare(
+        [ex.Variant("a"), ex.Variant("b", optimizer=sgd)], tiny_splits(), 2, batch_size=32, log=None
+    )
     ax = ex.plot_curves(results, "step_loss", smooth=2, title="loss")
     assert [line.get_label() for line in ax.get_lines()] == ["a", "b"]
     assert len(ax.get_lines()[0].get_xdata()) == len(results[0].step_loss)
@@ -171,8 +180,10 @@ def test_beats_chance():
 
 @pytest.mark.slow
 def test_on_real_mnist_every_activation_beats_chance(mnist):
-    data = ex.subset(mnist, train=2000, val=1000)
-    variants = [ex.Variant(name, model=lambda a=a: sc.SimpleCNN(activation=a))
-                for name, a in [("relu", nn.ReLU), ("tanh", nn.Tanh)]]
+    data = subset(mnist, train=2000, val=1000)
+    variants = [
+        ex.Variant(name, model=lambda a=a: sc.SimpleCNN(activation=a))
+        for name, a in [("relu", nn.ReLU), ("tanh", nn.Tanh)]
+    ]
     for r in ex.compare(variants, data, 1, batch_size=64, log=None):
         assert ex.beats_chance(r), (r.name, r.val_acc)

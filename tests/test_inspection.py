@@ -1,27 +1,29 @@
-"""Tests of src/inspection.py (looking inside a model) and src/drawing.py (draw your own digit)."""
+"""Tests of cnnkit.inspection (looking inside a model) and cnnkit.drawing (draw your own digit)."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import drawing  # noqa: E402
-import inspection as ins  # noqa: E402
 import simplecnn as sc  # noqa: E402
+from cnnkit import drawing  # noqa: E402
+from cnnkit import inspection as ins  # noqa: E402
+from cnnkit.mnist import BACKGROUND, MEAN, STD  # noqa: E402
 
 
 def pixels(x):
     """Standardised images back to [0, 1] pixels."""
-    return x * sc.MNIST_STD + sc.MNIST_MEAN
+    return x * STD + MEAN
 
 
 def blob(row, col, size=3):
     """A black standardised image with a white square whose top-left corner is (row, col)."""
-    x = torch.full((1, 1, 28, 28), ins.BACKGROUND)
-    x[..., row:row + size, col:col + size] = (1 - sc.MNIST_MEAN) / sc.MNIST_STD
+    x = torch.full((1, 1, 28, 28), BACKGROUND)
+    x[..., row : row + size, col : col + size] = (1 - MEAN) / STD
     return x
 
 
@@ -38,6 +40,7 @@ def close_figures():
 
 
 # --- confusion matrix and mistakes ------------------------------------------------------------
+
 
 def test_confusion_matrix_counts_pairs():
     y_true = torch.tensor([0, 0, 1, 2, 2, 2])
@@ -75,13 +78,25 @@ def test_confident_mistakes_are_wrong_and_sorted():
 
 # --- inside the model ---------------------------------------------------------------------------
 
+
 def test_feature_maps_follow_the_blocks():
     torch.manual_seed(0)
     model = sc.SimpleCNN().train()
     x = torch.randn(1, 1, 28, 28)
     maps = ins.feature_maps(model, x)
-    assert [n for n, _ in maps] == ["input", "conv1", "bn1", "act1", "pool1", "drop1",
-                                    "conv2", "bn2", "act2", "pool2", "drop2"]
+    assert [n for n, _ in maps] == [
+        "input",
+        "conv1",
+        "bn1",
+        "act1",
+        "pool1",
+        "drop1",
+        "conv2",
+        "bn2",
+        "act2",
+        "pool2",
+        "drop2",
+    ]
     shapes = {n: tuple(m.shape) for n, m in maps}
     assert shapes["conv1"] == (1, 32, 24, 24) and shapes["pool1"] == (1, 32, 12, 12)
     assert shapes["conv2"] == (1, 64, 8, 8) and shapes["drop2"] == (1, 64, 4, 4)
@@ -93,12 +108,13 @@ def test_feature_maps_follow_the_blocks():
 
 # --- inputs the model never saw ------------------------------------------------------------------
 
+
 def test_shift_moves_content_and_fills_background():
     x = blob(10, 10)
     moved = ins.shift(x, dx=3, dy=-2)
     assert torch.equal(moved, blob(8, 13))
     assert torch.equal(ins.shift(x), x)
-    assert torch.equal(ins.shift(blob(0, 0), dx=-5), torch.full_like(x, ins.BACKGROUND))
+    assert torch.equal(ins.shift(blob(0, 0), dx=-5), torch.full_like(x, BACKGROUND))
     with pytest.raises(ValueError, match="out of the frame"):
         ins.shift(x, dx=28)
 
@@ -110,8 +126,8 @@ def test_rotate_turns_counter_clockwise():
     assert row == pytest.approx(13.5, abs=0.6) and col < 8  # top -> left
     row, col = centre_of_mass(ins.rotate(x, -90))
     assert row == pytest.approx(13.5, abs=0.6) and col > 19  # top -> right
-    corners = ins.rotate(torch.full((1, 1, 28, 28), ins.BACKGROUND), 45)
-    assert torch.allclose(corners, torch.full_like(corners, ins.BACKGROUND))
+    corners = ins.rotate(torch.full((1, 1, 28, 28), BACKGROUND), 45)
+    assert torch.allclose(corners, torch.full_like(corners, BACKGROUND))
 
 
 def test_invert_swaps_ink_and_background():
@@ -123,6 +139,7 @@ def test_invert_swaps_ink_and_background():
 
 
 # --- plots ---------------------------------------------------------------------------------------
+
 
 def test_plots_have_titles():
     cm = ins.confusion_matrix(torch.arange(10).repeat(3), torch.arange(10).repeat(3))
@@ -139,6 +156,7 @@ def test_plots_have_titles():
 
 
 # --- drawing your own digit --------------------------------------------------------------------
+
 
 def stroke_one(size=14):
     """A vertical stroke: the simplest digit to draw."""
@@ -205,3 +223,22 @@ def test_draw_digit_widget_updates_its_prediction():
         pad.set_grid(torch.zeros(28, 28))
     with pytest.raises(ValueError, match="size must be"):
         drawing.DrawDigit(model, size=3)
+
+
+def test_shift_works_on_arrays_and_tensors_alike():
+    img = np.arange(16.0).reshape(4, 4)
+    assert ins.shift(img, dx=1, fill=0)[:, 1:].tolist() == img[:, :-1].tolist()
+    assert (ins.shift(img, dx=1, fill=0)[:, 0] == 0).all()
+    assert ins.shift(img, dy=-1, fill=0)[:-1].tolist() == img[1:].tolist()
+    t = torch.tensor(img)
+    assert torch.equal(ins.shift(t, dx=1, dy=-1, fill=0), torch.tensor(ins.shift(img, dx=1, dy=-1, fill=0)))
+    with pytest.raises(ValueError, match="out of the frame"):
+        ins.shift(img, dx=4)
+
+
+def test_parameter_count_and_layer_shapes():
+    model = sc.SimpleCNN()
+    assert ins.count_parameters(model) == 582_218
+    shapes = dict(ins.layer_shapes(model))
+    assert shapes["features.conv1"] == (1, 32, 24, 24) and shapes["classifier.fc2"] == (1, 10)
+    assert model.training  # tracing does not leave the model in evaluation mode

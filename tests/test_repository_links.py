@@ -8,13 +8,12 @@ The built pages' Colab and download buttons are checked in the browser suite
 import ast
 import json
 import re
-import tomllib
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import tomllib
 import yaml
-
 from book_files import toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +29,9 @@ def repository() -> tuple[str, str]:
 
 def code_lines(source: str) -> list[str]:
     """The lines of a cell that do something (no blank lines, no comments)."""
-    return [line.rstrip() for line in source.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [
+        line.rstrip() for line in source.splitlines() if line.strip() and not line.strip().startswith("#")
+    ]
 
 
 def test_config_names_a_github_repository_and_colab():
@@ -39,7 +40,9 @@ def test_config_names_a_github_repository_and_colab():
     assert parsed.scheme == "https" and parsed.netloc == "github.com"
     assert len(parsed.path.strip("/").split("/")) == 2, f"expected https://github.com/OWNER/NAME, got {url}"
     assert re.fullmatch(r"[\w.\-/]+", branch), branch
-    assert CONFIG["repository"].get("path_to_book", "") == "", "notebook paths below assume the book is the repository root"
+    assert CONFIG["repository"].get("path_to_book", "") == "", (
+        "notebook paths below assume the book is the repository root"
+    )
     assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert CONFIG["html"]["use_repository_button"] is True
 
@@ -53,21 +56,28 @@ def test_notebook_starts_with_its_title_then_the_colab_setup_cell(path):
     url, branch = repository()
     cells = json.loads(path.read_text())["cells"]
     assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# "), (
-        f"{path.name}: the first cell must be the title (markdown '# ...')")
+        f"{path.name}: the first cell must be the title (markdown '# ...')"
+    )
     setup = cells[1]
     source = "".join(setup["source"])
     assert setup["cell_type"] == "code", f"{path.name}: the second cell must be the Colab setup cell"
-    assert "hide-cell" in setup.get("metadata", {}).get("tags", []), f"{path.name}: tag the setup cell hide-cell"
+    assert "hide-cell" in setup.get("metadata", {}).get("tags", []), (
+        f"{path.name}: tag the setup cell hide-cell"
+    )
     assert code_lines(source) == [
         "import sys",
         'if "google.colab" in sys.modules:',
         f'    %pip install --quiet "simplecnn @ git+{url}@{branch}"',
-    ], f"{path.name}: the setup cell must install from {url}@{branch} (the repository in _config.yml), only in Colab"
+    ], (
+        f"{path.name}: the setup cell must install from {url}@{branch} (the repository in _config.yml), only in Colab"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_in_the_table_of_contents(path):
-    assert f"notebooks/{path.stem}" in toc_files(), f"{path.name} is not in _toc.yml, so the book has no page for it"
+    assert f"notebooks/{path.stem}" in toc_files(), (
+        f"{path.name} is not in _toc.yml, so the book has no page for it"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -94,15 +104,18 @@ def test_pip_install_from_git_keeps_the_preinstalled_frameworks():
 def test_py_modules_cover_every_src_module():
     modules = {p.stem for p in (ROOT / "src").glob("*.py")}
     assert set(PYPROJECT["tool"]["setuptools"]["py-modules"]) == modules, (
-        "list every module of src/ in pyproject.toml [tool.setuptools] py-modules, or Colab won't get it")
+        "list every module of src/ in pyproject.toml [tool.setuptools] py-modules, or Colab won't get it"
+    )
 
 
 def test_imports_of_src_are_declared_dependencies():
     """What src/ imports at the top level is the standard library, src/ itself or a dependency."""
     import sys
 
-    declared = {re.split(r"[<>=!~ \[;]", d, maxsplit=1)[0].lower().replace("-", "_")
-                for d in PYPROJECT["project"]["dependencies"]}
+    declared = {
+        re.split(r"[<>=!~ \[;]", d, maxsplit=1)[0].lower().replace("-", "_")
+        for d in PYPROJECT["project"]["dependencies"]
+    }
     local = {p.stem for p in (ROOT / "src").glob("*.py")}
     for path in (ROOT / "src").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -14,9 +14,9 @@ ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 
 
 def built_book() -> Path | None:
-    """The built book's html folder: $SIMPLECNN_BOOK_HTML, else the fast build, else the reader build."""
+    """The built book's html folder: $SIMPLECNN_BOOK_HTML, else the quick build, else the reader build."""
     env = os.environ.get("SIMPLECNN_BOOK_HTML")
-    candidates = [Path(env)] if env else [ROOT / "_build/fast/_build/html", ROOT / "_build/html"]
+    candidates = [Path(env)] if env else [ROOT / "_build/quick/_build/html", ROOT / "_build/html"]
     return next((c for c in candidates if (c / "index.html").is_file()), None)
 
 
@@ -66,10 +66,12 @@ class PageProblems:
         self.blocked_requests: list[str] = []
 
     def all(self) -> list[str]:
-        return ([f"console: {m}" for m in self.console_errors]
-                + [f"page error: {m}" for m in self.page_errors]
-                + [f"failed request: {m}" for m in self.failed_requests]
-                + [f"blocked non-local request: {m}" for m in self.blocked_requests])
+        return (
+            [f"console: {m}" for m in self.console_errors]
+            + [f"page error: {m}" for m in self.page_errors]
+            + [f"failed request: {m}" for m in self.failed_requests]
+            + [f"blocked non-local request: {m}" for m in self.blocked_requests]
+        )
 
 
 def open_page(context, book_url):
@@ -88,9 +90,17 @@ def open_page(context, book_url):
     pg = context.new_page()
     pg.on("console", lambda msg: msg.type == "error" and problems.console_errors.append(msg.text))
     pg.on("pageerror", lambda err: problems.page_errors.append(str(err)))
-    pg.on("requestfailed", lambda req: req.url.startswith(book_url)
-          and problems.failed_requests.append(f"{req.url} ({req.failure})"))
-    pg.on("response", lambda resp: resp.status >= 400
-          and problems.failed_requests.append(f"{resp.url} (HTTP {resp.status})"))
+    pg.on(
+        "requestfailed",
+        lambda req: (
+            req.url.startswith(book_url) and problems.failed_requests.append(f"{req.url} ({req.failure})")
+        ),
+    )
+    pg.on(
+        "response",
+        lambda resp: (
+            resp.status >= 400 and problems.failed_requests.append(f"{resp.url} (HTTP {resp.status})")
+        ),
+    )
     pg.problems = problems
     return pg

@@ -1,12 +1,12 @@
 """Fixtures for tests of the built book in a real browser (headless Chromium, offline).
 
-The book must already be built (`make test` builds it with `make book FAST=1` first). The tests
+The book must already be built (`make test` builds it with `make book QUICK=1` first). The tests
 serve it on 127.0.0.1 and open it in Chromium driven by Playwright, with every request that does
 not go to that local server blocked, so a page that needs a CDN fails here as it would for an
 offline reader.
 
 Settings (environment variables):
-  SIMPLECNN_BOOK_HTML       the built book's html folder (default: _build/fast/_build/html, then _build/html)
+  SIMPLECNN_BOOK_HTML       the built book's html folder (default: _build/quick/_build/html, then _build/html)
   SIMPLECNN_CHROMIUM        the Chromium binary (default: chromium on PATH, /usr/bin/chromium)
   SIMPLECNN_REQUIRE_BROWSER=1  fail instead of skip when Chromium is missing (CI sets it)
   SIMPLECNN_AXE             axe-core's axe.min.js (default: _build/vendor/axe-core/axe.min.js, from `make vendor`)
@@ -24,7 +24,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from browser_support import built_book, open_page
 
 
@@ -32,8 +31,11 @@ def _chromium() -> str | None:
     env = os.environ.get("SIMPLECNN_CHROMIUM")
     if env:
         return env
-    return shutil.which("chromium") or shutil.which("chromium-browser") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    )
 
 
 def _unavailable(reason: str):
@@ -46,7 +48,7 @@ def _unavailable(reason: str):
 def book_dir() -> Path:
     found = built_book()
     if found is None:
-        _unavailable("the book is not built: run `make book FAST=1` first")
+        _unavailable("the book is not built: run `make book QUICK=1` first")
     return found
 
 
@@ -80,8 +82,15 @@ def browser():
         browser = p.chromium.launch(
             executable_path=exe,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()

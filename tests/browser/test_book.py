@@ -28,9 +28,16 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
-
-from browser_support import ARTIFACTS, ROOT, book_pages, built_book, colab_url, open_page, screenshot, toc_files
-
+from browser_support import (
+    ARTIFACTS,
+    ROOT,
+    book_pages,
+    built_book,
+    colab_url,
+    open_page,
+    screenshot,
+    toc_files,
+)
 
 BOOK = built_book()
 PAGES = book_pages(BOOK) if BOOK else ["(book not built)"]
@@ -127,17 +134,21 @@ def test_every_toc_entry_is_a_page(book_dir):
 def test_page_loads_cleanly(visits, path):
     for scheme, info in visits(path).items():
         assert not info["problems"], f"{path} ({scheme}): " + "\n".join(info["problems"])
-        assert info["theme"] == scheme, f"{path}: asked for the {scheme} scheme, the theme shows {info['theme']}"
+        assert info["theme"] == scheme, (
+            f"{path}: asked for the {scheme} scheme, the theme shows {info['theme']}"
+        )
 
 
 @pytest.mark.parametrize("path", PAGES)
 def test_no_error_outputs(visits, path):
     info = visits(path)["light"]
-    errors = info["errorOutputs"] + [t for t in info["stderrOutputs"] if re.search(r"Traceback|Error\b|Exception\b", t)]
+    errors = info["errorOutputs"] + [
+        t for t in info["stderrOutputs"] if re.search(r"Traceback|Error\b|Exception\b", t)
+    ]
     assert not errors, f"{path} shows an error or a traceback:\n" + "\n".join(errors)
     for text in info["stderrOutputs"]:
         # Warnings are worth fixing but do not stop the book; pytest lists them in its summary.
-        warnings.warn(f"{path} shows stderr output: {text[:200]}", UserWarning)
+        warnings.warn(f"{path} shows stderr output: {text[:200]}", UserWarning, stacklevel=1)
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -155,8 +166,9 @@ def test_images_load_and_have_alt_text(visits, path):
         file_name = alt.lower().endswith((".png", ".jpg", ".jpeg", ".svg", ".gif")) or alt == img["src"]
         assert alt and not file_name, (
             f"{path}: image {img['src']} has no text alternative (alt={img['alt']!r}). Give matplotlib "
-            "figures a title (simplecnn turns titles and axis labels into alt text), or set the cell "
-            "metadata mystnb: {image: {alt: ...}}; markdown images take :alt:.")
+            "figures a title (cnnkit.plots turns titles and axis labels into alt text), or set the cell "
+            "metadata mystnb: {image: {alt: ...}}; markdown images take :alt:."
+        )
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -164,7 +176,8 @@ def test_no_widget_outputs(visits, path):
     # A widget saved in a notebook needs a widget manager loaded from elsewhere to show anything.
     # The book is built with SIMPLECNN_PROGRESS=text (see the Makefile), so progress bars are text.
     assert visits(path)["light"]["widgetViews"] == 0, (
-        f"{path} embeds Jupyter widgets, which a static offline page cannot show; print text instead")
+        f"{path} embeds Jupyter widgets, which a static offline page cannot show; print text instead"
+    )
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -197,21 +210,28 @@ def test_accessibility(visits, path):
         for v in info["axe"]:
             if v["impact"] not in ("serious", "critical"):
                 continue
-            nodes = [n for n in v["nodes"] if not any(v["id"] == rule and frag in n
-                                                       for rule, frag in AXE_EXCEPTIONS)]
+            nodes = [
+                n
+                for n in v["nodes"]
+                if not any(v["id"] == rule and frag in n for rule, frag in AXE_EXCEPTIONS)
+            ]
             if nodes:
                 failures.append(f"{scheme}: {v['id']} ({v['impact']}): {v['help']}: {nodes[:5]}")
     assert not failures, f"{path}:\n" + "\n".join(failures)
 
 
 def test_figures_have_an_opaque_background(book_dir):
-    """A transparent figure would show dark-on-dark on the dark theme; simplecnn's style makes
-    figures white (see simplecnn.use_style)."""
+    """A transparent figure would show dark-on-dark on the dark theme; the course style makes
+    figures white (see cnnkit.plots.use_style)."""
     from PIL import Image
 
     see_through = []
-    shown = {(book_dir / page).parent / unquote(src) for page in book_pages(book_dir)
-             for src in _parse(book_dir / page).images if src.lower().endswith(".png")}
+    shown = {
+        (book_dir / page).parent / unquote(src)
+        for page in book_pages(book_dir)
+        for src in _parse(book_dir / page).images
+        if src.lower().endswith(".png")
+    }
     for path in sorted(p.resolve() for p in shown if "_images" in p.parts):
         with Image.open(path) as image:
             rgba = image.convert("RGBA")

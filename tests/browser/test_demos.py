@@ -1,6 +1,6 @@
 """The kernel and pooling explorers stay interactive in the built book: offline, with no Python
 kernel. Each test opens a notebook page, finds the explorer, changes its controls like a reader
-would, checks that the displayed result changes and equals what explorers.py computes in
+would, checks that the displayed result changes and equals what cnnkit.scratch computes in
 Python, and saves screenshots to test-artifacts/screenshots/."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-
-import explorers as ex
 from browser_support import ARTIFACTS, screenshot
+
+from cnnkit.kernels import KERNEL_PRESETS, parse_kernel
+from cnnkit.scratch import conv2d, conv_output_size, conv_window, pool2d, pool_window
 
 PAGES = {"kernel": "notebooks/01-convolution.html", "pooling": "notebooks/02-pooling.html"}
 
@@ -29,8 +30,11 @@ def _ours(page, errors: list[str], url: str) -> list[str]:
     marks = ("SimpleCNNExplorers", "scnn", "explorer")
     found = [e for e in errors if url in e or any(m in e for m in marks)]
     found += [c for c in page.problems.console_errors if any(m in c for m in marks)]
-    found += [r for r in page.problems.failed_requests + page.problems.blocked_requests
-              if any(m in r for m in marks)]
+    found += [
+        r
+        for r in page.problems.failed_requests + page.problems.blocked_requests
+        if any(m in r for m in marks)
+    ]
     return found
 
 
@@ -62,8 +66,9 @@ def _picture(demo, cls: str) -> str:
 def _set_range(demo, label: str, value: int):
     """Move the range slider labelled ``label`` the way a drag does (input event)."""
     slider = demo.get_by_role("slider", name=label, exact=True)
-    slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }",
-                    str(value))
+    slider.evaluate(
+        "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", str(value)
+    )
 
 
 def _select(demo, label: str):
@@ -72,8 +77,9 @@ def _select(demo, label: str):
 
 def _click_cell(demo, cls: str, row: int, col: int, n_rows: int, n_cols: int):
     box = demo.locator(f"canvas.{cls}").bounding_box()
-    demo.locator(f"canvas.{cls}").click(position={"x": (col + 0.5) * box["width"] / n_cols,
-                                                  "y": (row + 0.5) * box["height"] / n_rows})
+    demo.locator(f"canvas.{cls}").click(
+        position={"x": (col + 0.5) * box["width"] / n_cols, "y": (row + 0.5) * box["height"] / n_rows}
+    )
 
 
 def _save_demo(demo, name: str):
@@ -90,15 +96,15 @@ def test_kernel_explorer_is_live_in_the_book(page, book_url):
     demo, errors, url = _open(page, book_url, "kernel")
     data = _data(demo)
     digits = [np.array(d["pixels"]) / 255 for d in data["digits"]]
-    presets = {p["name"]: ex.parse_kernel(p["text"]) for p in data["presets"]}
+    presets = {p["name"]: parse_kernel(p["text"]) for p in data["presets"]}
     formula = demo.locator(".scnn-formula")
 
     def expect(digit, kernel, stride, padding):
         state = _state(demo)
         assert (state["digit"], state["stride"], state["padding"]) == (digit, stride, padding)
         assert np.allclose(state["kernel"], kernel)
-        assert np.allclose(state["output"], ex.conv2d(digits[digit], kernel, stride=stride, padding=padding))
-        size = ex.conv_output_size(28, len(kernel), stride, padding)
+        assert np.allclose(state["output"], conv2d(digits[digit], kernel, stride=stride, padding=padding))
+        size = conv_output_size(28, len(kernel), stride, padding)
         assert formula.inner_text().endswith(f"= {size} → the feature map is {size}×{size}.")
         return state
 
@@ -109,7 +115,7 @@ def test_kernel_explorer_is_live_in_the_book(page, book_url):
     # a preset from the menu
     _select(demo, "Kernel").select_option(label="Sobel x (vertical edges)")
     expect(0, presets["Sobel x (vertical edges)"], 1, 0)
-    assert demo.locator("textarea").input_value() == ex.KERNEL_PRESETS["Sobel x (vertical edges)"]
+    assert demo.locator("textarea").input_value() == KERNEL_PRESETS["Sobel x (vertical edges)"]
     assert _picture(demo, "scnn-output") != picture, "the output map did not change"
 
     # stride and padding sliders, another digit
@@ -126,7 +132,7 @@ def test_kernel_explorer_is_live_in_the_book(page, book_url):
     # a typed 5x5 kernel
     typed = "0 0 0 0 0\n0 0 0 0 0\n0 0 0 0 0\n0 0 0 0 0\n0 0 0 0 2"
     demo.locator("textarea").fill(typed)
-    expect(3, ex.parse_kernel(typed), 2, 1)
+    expect(3, parse_kernel(typed), 2, 1)
     assert _select(demo, "Kernel").input_value() == "typed"
     assert demo.locator(".scnn-message").inner_text() == ""
 
@@ -140,14 +146,14 @@ def test_kernel_explorer_is_live_in_the_book(page, book_url):
     assert _state(demo)["output"] == before
 
     # the window being computed: click an output cell
-    demo.locator("textarea").fill(ex.KERNEL_PRESETS["Gaussian blur 3×3"])
+    demo.locator("textarea").fill(KERNEL_PRESETS["Gaussian blur 3×3"])
     state = expect(3, presets["Gaussian blur 3×3"], 2, 1)
     n = len(state["output"])
     _click_cell(demo, "scnn-output", 7, 5, n, n)
     state = _state(demo)
     assert (state["row"], state["col"]) == (7, 5)
     assert np.isclose(state["windowSum"], state["output"][7][5])
-    win = ex.conv_window(digits[3], presets["Gaussian blur 3×3"], 2, 1, 7, 5)
+    win = conv_window(digits[3], presets["Gaussian blur 3×3"], 2, 1, 7, 5)
     assert np.isclose(state["windowSum"], win["value"])
     assert "output[7, 5]" in demo.locator(".scnn-window").inner_text()
 
@@ -165,9 +171,10 @@ def test_pooling_explorer_is_live_in_the_book(page, book_url):
     def expect(source, size, stride, mode):
         state = _state(demo)
         assert (state["map"], state["size"], state["stride"], state["mode"]) == (source, size, stride, mode)
-        assert np.allclose(state["output"], ex.pool2d(maps[source], size, stride, mode))
-        assert formula.inner_text().endswith(f"= {len(state['output'])} → the pooled map is "
-                                             f"{len(state['output'])}×{len(state['output'][0])}.")
+        assert np.allclose(state["output"], pool2d(maps[source], size, stride, mode))
+        assert formula.inner_text().endswith(
+            f"= {len(state['output'])} → the pooled map is {len(state['output'])}×{len(state['output'][0])}."
+        )
         return state
 
     assert expect(0, 2, 2, "max")["output"] == [[6, 5], [3, 7]]
@@ -195,7 +202,7 @@ def test_pooling_explorer_is_live_in_the_book(page, book_url):
     _click_cell(demo, "scnn-output", 5, 8, 14, 14)
     state = _state(demo)
     assert (state["row"], state["col"]) == (5, 8)
-    assert np.isclose(state["windowValue"], ex.pool_window(maps[source], 2, 2, "max", 5, 8)["value"])
+    assert np.isclose(state["windowValue"], pool_window(maps[source], 2, 2, "max", 5, 8)["value"])
     assert "output[5, 8]" in demo.locator(".scnn-window").inner_text()
 
     _save_demo(demo, "pooling-explorer")
@@ -204,11 +211,22 @@ def test_pooling_explorer_is_live_in_the_book(page, book_url):
 
 
 TYPED = [
-    "1 2 3\n4 5 6\n7 8 9", "[1, 2, 3]; [4,5,6]; [7, 8, 9]", "1/9 1/9 1/9\n1/9 1/9 1/9\n1/9 1/9 1/9",
-    "-0.5 +.5 1e-1\n0 0 0\n0 0 0", "", "1 2\n3 4", "1 2 3\n4 5\n6 7 8", "nan 0 0\n0 0 0\n0 0 0",
-    "Infinity 0 0\n0 0 0\n0 0 0", "1e999 0 0\n0 0 0\n0 0 0", "1/0 0 0\n0 0 0\n0 0 0",
-    "0x10 0 0\n0 0 0\n0 0 0", "1_000 0 0\n0 0 0\n0 0 0", "2**8 0 0\n0 0 0\n0 0 0",
-    "alert(1) 0 0\n0 0 0\n0 0 0", "1 0 0 0 0\n0 1 0 0 0\n0 0 1 0 0\n0 0 0 1 0\n0 0 0 0 1",
+    "1 2 3\n4 5 6\n7 8 9",
+    "[1, 2, 3]; [4,5,6]; [7, 8, 9]",
+    "1/9 1/9 1/9\n1/9 1/9 1/9\n1/9 1/9 1/9",
+    "-0.5 +.5 1e-1\n0 0 0\n0 0 0",
+    "",
+    "1 2\n3 4",
+    "1 2 3\n4 5\n6 7 8",
+    "nan 0 0\n0 0 0\n0 0 0",
+    "Infinity 0 0\n0 0 0\n0 0 0",
+    "1e999 0 0\n0 0 0\n0 0 0",
+    "1/0 0 0\n0 0 0\n0 0 0",
+    "0x10 0 0\n0 0 0\n0 0 0",
+    "1_000 0 0\n0 0 0\n0 0 0",
+    "2**8 0 0\n0 0 0\n0 0 0",
+    "alert(1) 0 0\n0 0 0\n0 0 0",
+    "1 0 0 0 0\n0 1 0 0 0\n0 0 1 0 0\n0 0 0 1 0\n0 0 0 0 1",
 ]
 
 
@@ -218,10 +236,12 @@ def test_javascript_reads_typed_kernels_like_python(page, book_url):
     results = page.evaluate(
         """texts => texts.map(text => {
              try { return {ok: true, value: SimpleCNNExplorers.parseKernel(text, [3, 5], 1e6)}; }
-             catch (err) { return {ok: false, message: err.message}; } })""", TYPED)
+             catch (err) { return {ok: false, message: err.message}; } })""",
+        TYPED,
+    )
     for text, result in zip(TYPED, results):
         try:
-            expected = ex.parse_kernel(text)
+            expected = parse_kernel(text)
         except ValueError as err:
             assert not result["ok"], f"the page accepted {text!r}, Python refuses it: {err}"
             assert result["message"] == str(err), text

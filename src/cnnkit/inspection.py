@@ -1,6 +1,6 @@
-"""Looking inside a trained Simple CNN: its mistakes, its kernels, its feature maps.
+"""Looking inside a Simple CNN: its shapes and size, its mistakes, its kernels, its feature maps.
 
-Used by the chapter "Inside the trained model":
+* ``layer_shapes`` and ``count_parameters`` check a network's arithmetic (every chapter);
 
 * ``confusion_matrix``, ``per_class_accuracy`` and ``confident_mistakes`` summarise where a
   classifier goes wrong;
@@ -10,35 +10,74 @@ Used by the chapter "Inside the trained model":
 * ``plot_confusion_matrix``, ``plot_kernels``, ``plot_feature_maps`` and
   ``plot_probabilities`` draw them with the course's colour-blind-safe palette.
 
-Every function takes and returns tensors in the model's input convention: standardised images
-of shape ``(N, 1, 28, 28)``.
+The image functions take and return tensors in the model's input convention: standardized
+images of shape ``(N, 1, 28, 28)``.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from simplecnn import COLORS, MNIST_MEAN, MNIST_STD, NUM_CLASSES
+from cnnkit.mnist import BACKGROUND, MEAN, STD
+from cnnkit.plots import COLORS
+from simplecnn import MNIST_SHAPE, NUM_CLASSES
+
+# ---------------------------------------------------------------------------------------------
+# Shapes and size
+# ---------------------------------------------------------------------------------------------
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def layer_shapes(model: nn.Module, input_shape=(1, *MNIST_SHAPE)) -> list[tuple[str, tuple]]:
+    """Trace one dummy batch through every leaf layer: ``[(name, output shape), ...]``."""
+    shapes: list[tuple[str, tuple]] = []
+    hooks = [
+        module.register_forward_hook(lambda mod, inp, out, name=name: shapes.append((name, tuple(out.shape))))
+        for name, module in model.named_modules()
+        if len(list(module.children())) == 0
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(input_shape, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return shapes
+
 
 # ---------------------------------------------------------------------------------------------
 # Where the model goes wrong
 # ---------------------------------------------------------------------------------------------
 
 
-def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+def confusion_matrix(
+    y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int = NUM_CLASSES
+) -> torch.Tensor:
     """Counts ``cm[i, j]``: how many images of true class ``i`` were predicted as ``j``."""
     y_true, y_pred = torch.as_tensor(y_true).long(), torch.as_tensor(y_pred).long()
     if y_true.shape != y_pred.shape or y_true.dim() != 1:
-        raise ValueError(f"y_true and y_pred must be 1-D and of equal length; got shapes "
-                         f"{tuple(y_true.shape)} and {tuple(y_pred.shape)}")
+        raise ValueError(
+            f"y_true and y_pred must be 1-D and of equal length; got shapes "
+            f"{tuple(y_true.shape)} and {tuple(y_pred.shape)}"
+        )
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         if len(y) and (y.min() < 0 or y.max() >= num_classes):
             raise ValueError(f"{name} must hold class indices 0..{num_classes - 1}")
-    return torch.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).view(num_classes, num_classes)
+    return torch.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).view(
+        num_classes, num_classes
+    )
 
 
 def per_class_accuracy(cm: torch.Tensor) -> torch.Tensor:
@@ -86,16 +125,19 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Ten
 # Inputs the model never saw
 # ---------------------------------------------------------------------------------------------
 
-#: The value of a black (background) pixel after standardisation.
-BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD
 
-
-def shift(x: torch.Tensor, dx: int = 0, dy: int = 0) -> torch.Tensor:
-    """Move images ``dx`` pixels right and ``dy`` pixels down; what moves in is background."""
+def shift(x, dx: int = 0, dy: int = 0, fill: float = BACKGROUND):
+    """Move images (a tensor or array ``(..., H, W)``) ``dx`` pixels right and ``dy`` pixels
+    down; what moves in is ``fill``: the background of standardized images by default, pass
+    ``fill=0`` for raw pixels and feature maps."""
     h, w = x.shape[-2:]
     if abs(dx) >= w or abs(dy) >= h:
         raise ValueError(f"a shift of ({dx}, {dy}) moves a {h}x{w} image out of the frame")
-    out = torch.full_like(x, BACKGROUND)
+    if isinstance(x, torch.Tensor):
+        out = torch.full_like(x, fill)
+    else:
+        x = np.asarray(x, dtype=float)
+        out = np.full_like(x, fill)
     src_rows, dst_rows = slice(max(0, -dy), h - max(0, dy)), slice(max(0, dy), h - max(0, -dy))
     src_cols, dst_cols = slice(max(0, -dx), w - max(0, dx)), slice(max(0, dx), w - max(0, -dx))
     out[..., dst_rows, dst_cols] = x[..., src_rows, src_cols]
@@ -116,8 +158,8 @@ def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
 
 def invert(x: torch.Tensor) -> torch.Tensor:
     """White digits on black become black digits on white (255 - pixel, then standardised)."""
-    pixels = x * MNIST_STD + MNIST_MEAN
-    return (1.0 - pixels - MNIST_MEAN) / MNIST_STD
+    pixels = x * STD + MEAN
+    return (1.0 - pixels - MEAN) / STD
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,8 +186,15 @@ def plot_confusion_matrix(cm: torch.Tensor, ax=None, title: str = "Confusion mat
             count = int(cm[i, j])
             if count:
                 light = math.log1p(count) < 0.6 * top
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
-                        color="white" if light else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if light else "black",
+                )
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set_xlabel("predicted class")
@@ -180,8 +229,12 @@ def plot_kernels(weight: torch.Tensor, ncols: int = 8, title: str = "First-layer
     return fig
 
 
-def plot_feature_maps(maps: list[tuple[str, torch.Tensor]], names=None, channels: int = 8,
-                      title: str = "Feature maps of one digit"):
+def plot_feature_maps(
+    maps: list[tuple[str, torch.Tensor]],
+    names=None,
+    channels: int = 8,
+    title: str = "Feature maps of one digit",
+):
     """One row per layer in ``names`` (default: every entry of ``maps``): its first ``channels``
     channels, with the layer's output shape in the row label. ``maps`` comes from
     :func:`feature_maps` for a single image. Returns the Figure."""
@@ -190,8 +243,9 @@ def plot_feature_maps(maps: list[tuple[str, torch.Tensor]], names=None, channels
     chosen = [(n, m) for n, m in maps if names is None or n in names]
     if not chosen:
         raise ValueError(f"none of {names} is in the feature maps ({[n for n, _ in maps]})")
-    fig, axes = plt.subplots(len(chosen), channels, figsize=(1.25 * channels, 1.45 * len(chosen)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(chosen), channels, figsize=(1.25 * channels, 1.45 * len(chosen)), squeeze=False
+    )
     for row, (name, m) in zip(axes, chosen):
         m = m.detach().cpu()[0]
         for c, ax in enumerate(row):
@@ -207,8 +261,9 @@ def plot_feature_maps(maps: list[tuple[str, torch.Tensor]], names=None, channels
     return fig
 
 
-def plot_probabilities(probs: torch.Tensor, ax=None, label: int | None = None,
-                       title: str = "Predicted class probabilities"):
+def plot_probabilities(
+    probs: torch.Tensor, ax=None, label: int | None = None, title: str = "Predicted class probabilities"
+):
     """A bar per class for one probability vector; the true class (if given) in a second colour."""
     import matplotlib.pyplot as plt
 
@@ -245,8 +300,15 @@ def plot_per_class_accuracy(acc: torch.Tensor, ax=None, title: str = "Accuracy p
     return ax
 
 
-def plot_robustness(values, accuracies, xlabel: str, ax=None, title: str = "Accuracy on changed inputs",
-                    label: str | None = None, color: str = COLORS[0]):
+def plot_robustness(
+    values,
+    accuracies,
+    xlabel: str,
+    ax=None,
+    title: str = "Accuracy on changed inputs",
+    label: str | None = None,
+    color: str = COLORS[0],
+):
     """Accuracy (in %) against the size of a change (a shift in pixels, an angle in degrees).
     Call again with the same ``ax`` to add a curve. Returns the Axes."""
     import matplotlib.pyplot as plt

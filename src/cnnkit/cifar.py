@@ -1,13 +1,13 @@
 """The Simple CNN's colour cousin: a small CNN for CIFAR-10 (32x32 RGB photos, 10 classes).
 
-Only the network and the data are new here. Training, evaluation, batching and plots are the
-same functions the MNIST chapters use, from :mod:`simplecnn`:
+Only the network and the data are new here. Training, evaluation and batching are the
+functions the MNIST chapters use, from :mod:`simplecnn`:
 
 * ``CifarCNN``: conv 3x3 3->16 (padding 1), ReLU, max-pool 2; conv 3x3 16->32 (padding 1),
   ReLU, max-pool 2; linear 32*8*8->128, ReLU; linear 128->10.
 * ``RECIPE``: Adam with a constant learning rate of 1e-3, mini-batches of 32
   (a :class:`simplecnn.Recipe`, so ``simplecnn.train`` runs it).
-* ``load_cifar10``: CIFAR-10 as normalised in-memory tensors (a :class:`simplecnn.Splits` with
+* ``load``: CIFAR-10 as standardized in-memory tensors (a :class:`cnnkit.mnist.Splits` with
   the class names), with a seeded validation split as in the MNIST path. By default torchvision
   downloads the original data set; offline, a folder in ``ImageFolder`` layout
   (``train/<class>/*.jpg``, ``test/<class>/*.jpg``) can stand in for it, named by the ``folder``
@@ -25,17 +25,29 @@ import torch
 import torch.nn as nn
 
 import simplecnn as sc
+from cnnkit.mnist import DataError, Splits, data_root, split_indices
+from cnnkit.mnist import standardize as standardize_pixels
+from cnnkit.plots import COLORS
 
 #: The ten CIFAR-10 classes, in the order of their labels 0..9 (torchvision's order).
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
-CIFAR10_SHAPE = (3, 32, 32)
-#: Per-channel mean and standard deviation used to normalise: pixels in [0, 1] -> [-1, 1].
-CIFAR10_MEAN = (0.5, 0.5, 0.5)
-CIFAR10_STD = (0.5, 0.5, 0.5)
+SHAPE = (3, 32, 32)
+#: Per-channel mean and standard deviation used to standardize: pixels in [0, 1] -> [-1, 1].
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.5, 0.5, 0.5)
 #: Environment variable naming an ImageFolder copy of CIFAR-10 to use instead of downloading.
-CIFAR10_DIR_ENV = "SIMPLECNN_CIFAR10_DIR"
+DIR_ENV = "SIMPLECNN_CIFAR10_DIR"
 
 #: The training recipe of the CIFAR-10 model: Adam, constant learning rate 1e-3, batch 32.
 RECIPE = sc.Recipe(name="cifar", epochs=10, batch_size=32, lr=1e-3)
@@ -68,12 +80,14 @@ class CifarCNN(nn.Module):
     square images, e.g. ``CifarCNN(in_channels=1, image_size=28)`` for MNIST.
     """
 
-    def __init__(self, batch_norm: bool = False, dropout: float = 0.0,
-                 in_channels: int = 3, image_size: int = 32):
+    def __init__(
+        self, batch_norm: bool = False, dropout: float = 0.0, in_channels: int = 3, image_size: int = 32
+    ):
         super().__init__()
         if image_size % 4 or image_size < 4:
-            raise ValueError(f"image_size must be a positive multiple of 4 (two 2x2 poolings), "
-                             f"got {image_size}")
+            raise ValueError(
+                f"image_size must be a positive multiple of 4 (two 2x2 poolings), got {image_size}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.input_shape = (in_channels, image_size, image_size)
@@ -111,28 +125,28 @@ class CifarCNN(nn.Module):
 
 
 @dataclass
-class ImageSplits(sc.Splits):
-    """:class:`simplecnn.Splits` plus the class names and where the images came from."""
+class ImageSplits(Splits):
+    """:class:`cnnkit.mnist.Splits` plus the class names and where the images came from."""
 
-    classes: tuple[str, ...] = CIFAR10_CLASSES
+    classes: tuple[str, ...] = CLASSES
     source: str = ""
 
 
-def cifar10_folder(folder: str | os.PathLike | None = None) -> Path | None:
+def image_folder(folder: str | os.PathLike | None = None) -> Path | None:
     """The ImageFolder copy to read: the ``folder`` argument, else ``$SIMPLECNN_CIFAR10_DIR``,
     else ``None`` (download the original data set with torchvision)."""
     if folder is not None:
         return Path(folder)
-    env = os.environ.get(CIFAR10_DIR_ENV, "").strip()
+    env = os.environ.get(DIR_ENV, "").strip()
     return Path(env) if env else None
 
 
-def standardise(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images ``(N, 3, 32, 32)`` -> float, scaled to [0, 1], minus ``CIFAR10_MEAN`` and
-    divided by ``CIFAR10_STD`` per channel (the MNIST path's :func:`simplecnn.normalize`)."""
-    mean = torch.tensor(CIFAR10_MEAN).view(3, 1, 1)
-    std = torch.tensor(CIFAR10_STD).view(3, 1, 1)
-    return sc.normalize(images, mean, std)
+def standardize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images ``(N, 3, 32, 32)`` -> float, scaled to [0, 1], minus ``MEAN`` and
+    divided by ``STD`` per channel (:func:`cnnkit.mnist.standardize` with these numbers)."""
+    mean = torch.tensor(MEAN).view(3, 1, 1)
+    std = torch.tensor(STD).view(3, 1, 1)
+    return standardize_pixels(images, mean, std)
 
 
 _LAYOUT = "train/<class>/*.jpg and test/<class>/*.jpg, one folder per CIFAR-10 class"
@@ -145,34 +159,40 @@ def _read_image_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
     from torchvision.datasets.folder import IMG_EXTENSIONS, pil_loader
 
     if not split_dir.is_dir():
-        raise sc.DataError(f"CIFAR-10 folder {split_dir.parent} has no '{split_dir.name}' "
-                           f"subfolder; expected the layout {_LAYOUT}.")
+        raise DataError(
+            f"CIFAR-10 folder {split_dir.parent} has no '{split_dir.name}' "
+            f"subfolder; expected the layout {_LAYOUT}."
+        )
     found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
-    if tuple(found) != CIFAR10_CLASSES:
-        missing = [c for c in CIFAR10_CLASSES if c not in found]
-        extra = [c for c in found if c not in CIFAR10_CLASSES]
-        raise sc.DataError(
+    if tuple(found) != CLASSES:
+        missing = [c for c in CLASSES if c not in found]
+        extra = [c for c in found if c not in CLASSES]
+        raise DataError(
             f"{split_dir} must hold exactly the ten CIFAR-10 class folders "
-            f"({', '.join(CIFAR10_CLASSES)}); "
+            f"({', '.join(CLASSES)}); "
             + (f"missing: {', '.join(missing)}" if missing else "")
             + ("; " if missing and extra else "")
-            + (f"unexpected: {', '.join(extra)}" if extra else "") + "."
+            + (f"unexpected: {', '.join(extra)}" if extra else "")
+            + "."
         )
-    for name in CIFAR10_CLASSES:
+    for name in CLASSES:
         if not any(p.suffix.lower() in IMG_EXTENSIONS for p in (split_dir / name).iterdir()):
-            raise sc.DataError(f"class folder {split_dir / name} holds no images "
-                               f"(expected files ending in {', '.join(IMG_EXTENSIONS)}).")
+            raise DataError(
+                f"class folder {split_dir / name} holds no images "
+                f"(expected files ending in {', '.join(IMG_EXTENSIONS)})."
+            )
     dataset = ImageFolder(split_dir)  # lists the files and numbers the classes alphabetically
-    assert tuple(dataset.classes) == CIFAR10_CLASSES
+    assert tuple(dataset.classes) == CLASSES
     images = np.empty((len(dataset), 32, 32, 3), dtype=np.uint8)
     for i, (path, _) in enumerate(dataset.samples):
         try:
             image = pil_loader(path)  # RGB, as ImageFolder reads it
         except Exception as err:
-            raise sc.DataError(f"cannot read image {path}: {type(err).__name__}: {err}") from err
+            raise DataError(f"cannot read image {path}: {type(err).__name__}: {err}") from err
         if image.size != (32, 32):
-            raise sc.DataError(f"image {path} is {image.size[0]}x{image.size[1]} pixels; "
-                               "CIFAR-10 images are 32x32.")
+            raise DataError(
+                f"image {path} is {image.size[0]}x{image.size[1]} pixels; CIFAR-10 images are 32x32."
+            )
         images[i] = np.asarray(image)
     labels = torch.tensor(dataset.targets, dtype=torch.long)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels
@@ -184,7 +204,7 @@ def _missing_cifar_message(root: Path, reason: str) -> str:
         f"torchvision downloads it (about 170 MB) into {root / 'cifar-10-batches-py'} when there "
         f"is an internet connection. Offline, either put 'cifar-10-python.tar.gz' (from "
         f"https://www.cs.toronto.edu/~kriz/cifar.html) into {root} (torchvision unpacks it), or set "
-        f"${CIFAR10_DIR_ENV} to a folder holding the images as {_LAYOUT}."
+        f"${DIR_ENV} to a folder holding the images as {_LAYOUT}."
     )
 
 
@@ -192,17 +212,15 @@ def _download_cifar10(root=None, download: bool = True):
     """The torchvision CIFAR-10 sets as uint8 tensors ``(train x, y, test x, y)``."""
     from torchvision import datasets
 
-    root = sc.data_root(root)
+    root = data_root(root)
     try:
         train_set = datasets.CIFAR10(root, train=True, download=download)
         test_set = datasets.CIFAR10(root, train=False, download=download)
     except Exception as err:  # offline, firewall, damaged archive, ...
         what = "the download failed" if download else "it is not in the data folder"
-        raise sc.DataError(
-            _missing_cifar_message(root, f"{what} ({type(err).__name__}: {err}).")
-        ) from err
-    if tuple(train_set.classes) != CIFAR10_CLASSES:
-        raise sc.DataError(f"unexpected CIFAR-10 classes from torchvision: {train_set.classes}")
+        raise DataError(_missing_cifar_message(root, f"{what} ({type(err).__name__}: {err}).")) from err
+    if tuple(train_set.classes) != CLASSES:
+        raise DataError(f"unexpected CIFAR-10 classes from torchvision: {train_set.classes}")
 
     def tensors(ds):
         x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> NCHW
@@ -211,7 +229,7 @@ def _download_cifar10(root=None, download: bool = True):
     return (*tensors(train_set), *tensors(test_set))
 
 
-def load_cifar10(
+def load(
     folder: str | os.PathLike | None = None,
     root=None,
     val_fraction: float = 0.2,
@@ -219,24 +237,24 @@ def load_cifar10(
     train_subset: int | None = None,
     download: bool = True,
 ) -> ImageSplits:
-    """CIFAR-10 as normalised in-memory tensors, split into train / validation / test.
+    """CIFAR-10 as standardized in-memory tensors, split into train / validation / test.
 
     The images come from ``folder`` (or ``$SIMPLECNN_CIFAR10_DIR``), an ImageFolder copy laid
     out as ``train/<class>/*.jpg`` and ``test/<class>/*.jpg``; without one, torchvision's
     ``CIFAR10`` reads (and, with ``download=True``, first downloads) the original data set
     under the data root (``root``, ``$SIMPLECNN_DATA`` or ``./data``).
 
-    As in :func:`simplecnn.load_mnist`, a seeded ``val_fraction`` of the training images is
+    As in :func:`cnnkit.mnist.load`, a seeded ``val_fraction`` of the training images is
     held out for validation, and ``train_subset`` keeps only the first N of the remaining
     (shuffled) training images. The test set is never cut.
     """
-    path = cifar10_folder(folder)
+    path = image_folder(folder)
     if path is not None:
         if not path.is_dir():
-            origin = "the folder argument" if folder is not None else f"${CIFAR10_DIR_ENV}"
-            raise sc.DataError(
+            origin = "the folder argument" if folder is not None else f"${DIR_ENV}"
+            raise DataError(
                 f"no CIFAR-10 folder at {path} (named by {origin}; resolved against "
-                f"{Path.cwd()}). Expected {_LAYOUT}; or unset ${CIFAR10_DIR_ENV} to let "
+                f"{Path.cwd()}). Expected {_LAYOUT}; or unset ${DIR_ENV} to let "
                 "torchvision download CIFAR-10."
             )
         x_train, y_train = _read_image_folder(path / "train")
@@ -245,15 +263,21 @@ def load_cifar10(
     else:
         x_train, y_train, x_test, y_test = _download_cifar10(root, download)
         source = "torchvision CIFAR10"
-    x_all = standardise(x_train)
-    train_idx, val_idx = sc.split_indices(len(y_train), val_fraction, seed)
+    x_all = standardize(x_train)
+    train_idx, val_idx = split_indices(len(y_train), val_fraction, seed)
     if train_subset is not None:
         if train_subset < 1:
             raise ValueError(f"train_subset must be at least 1, got {train_subset}")
         train_idx = train_idx[:train_subset]
     return ImageSplits(
-        x_all[train_idx], y_train[train_idx], x_all[val_idx], y_train[val_idx],
-        standardise(x_test), y_test, classes=CIFAR10_CLASSES, source=source,
+        x_all[train_idx],
+        y_train[train_idx],
+        x_all[val_idx],
+        y_train[val_idx],
+        standardize(x_test),
+        y_test,
+        classes=CLASSES,
+        source=source,
     )
 
 
@@ -262,19 +286,9 @@ def load_cifar10(
 # ---------------------------------------------------------------------------------------------
 
 
-def per_class_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                       num_classes: int = sc.NUM_CLASSES) -> torch.Tensor:
-    """Accuracy on each class: ``acc[c]`` = share of the images of class ``c`` predicted as ``c``."""
-    pred = sc.predict(model, x).argmax(1)
-    hits = torch.bincount(y[pred == y], minlength=num_classes).float()
-    counts = torch.bincount(y, minlength=num_classes).float()
-    if (counts == 0).any():
-        raise ValueError(f"no images of class(es) {torch.nonzero(counts == 0).flatten().tolist()}")
-    return hits / counts
-
-
-def plot_per_class(accuracies: dict[str, torch.Tensor], classes=CIFAR10_CLASSES, ax=None,
-                   title: str = "Test accuracy per class"):
+def plot_per_class(
+    accuracies: dict[str, torch.Tensor], classes=CLASSES, ax=None, title: str = "Test accuracy per class"
+):
     """Grouped bars: one group per class, one bar per model in ``accuracies``; returns the Axes."""
     import matplotlib.pyplot as plt
 
@@ -283,8 +297,7 @@ def plot_per_class(accuracies: dict[str, torch.Tensor], classes=CIFAR10_CLASSES,
     width = 0.8 / len(accuracies)
     for i, (label, acc) in enumerate(accuracies.items()):
         xs = [c + (i - (len(accuracies) - 1) / 2) * width for c in range(len(classes))]
-        ax.bar(xs, [100 * a for a in acc.tolist()], width, color=sc.COLORS[i % len(sc.COLORS)],
-               label=label)
+        ax.bar(xs, [100 * a for a in acc.tolist()], width, color=COLORS[i % len(COLORS)], label=label)
     ax.set_xticks(range(len(classes)), classes, rotation=30)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
@@ -295,8 +308,9 @@ def plot_per_class(accuracies: dict[str, torch.Tensor], classes=CIFAR10_CLASSES,
     return ax
 
 
-def plot_accuracy(runs: dict[str, list[dict]], keys=("test_acc",), ax=None,
-                  title: str = "Accuracy per epoch"):
+def plot_accuracy(
+    runs: dict[str, list[dict]], keys=("test_acc",), ax=None, title: str = "Accuracy per epoch"
+):
     """Accuracy per epoch for one or more training runs; returns the Axes.
 
     ``runs`` maps a label to a history from :func:`simplecnn.train`; ``keys`` names the
@@ -312,13 +326,23 @@ def plot_accuracy(runs: dict[str, list[dict]], keys=("test_acc",), ax=None,
     for label, history in runs.items():
         for k, key in enumerate(keys):
             if any(key not in h for h in history):
-                raise ValueError(f"run {label!r} has no {key!r} in its history "
-                                 "(train with test_each_epoch=True for 'test_acc')")
-            name = label if len(keys) == 1 else (names.get(key, key) if len(runs) == 1
-                                                 else f"{label}, {names.get(key, key)}")
-            ax.plot([h["epoch"] for h in history], [100 * h[key] for h in history],
-                    marker=markers[i % len(markers)], ls=styles[k % len(styles)],
-                    color=sc.COLORS[i % len(sc.COLORS)], label=name)
+                raise ValueError(
+                    f"run {label!r} has no {key!r} in its history "
+                    "(train with test_each_epoch=True for 'test_acc')"
+                )
+            name = (
+                label
+                if len(keys) == 1
+                else (names.get(key, key) if len(runs) == 1 else f"{label}, {names.get(key, key)}")
+            )
+            ax.plot(
+                [h["epoch"] for h in history],
+                [100 * h[key] for h in history],
+                marker=markers[i % len(markers)],
+                ls=styles[k % len(styles)],
+                color=COLORS[i % len(COLORS)],
+                label=name,
+            )
             i += 1
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)")

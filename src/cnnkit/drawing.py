@@ -21,7 +21,8 @@ import io
 import torch
 import torch.nn.functional as F
 
-from simplecnn import MNIST_MEAN, MNIST_STD, predict
+from cnnkit.mnist import MEAN, STD
+from simplecnn import predict
 
 #: MNIST digits were scaled to fit this box, then centred in a 28x28 frame by centre of mass.
 BOX, FRAME = 20, 28
@@ -32,7 +33,9 @@ def _as_grid(grid) -> torch.Tensor:
     if g.dim() != 2 or min(g.shape) < 2:
         raise ValueError(f"a drawing is a 2-D grid of ink values (at least 2x2), got shape {tuple(g.shape)}")
     if g.min() < 0 or g.max() > 1:
-        raise ValueError(f"ink values must lie in [0, 1] (0 background, 1 ink), got [{g.min():.2f}, {g.max():.2f}]")
+        raise ValueError(
+            f"ink values must lie in [0, 1] (0 background, 1 ink), got [{g.min():.2f}, {g.max():.2f}]"
+        )
     return g
 
 
@@ -46,12 +49,13 @@ def grid_to_image(grid) -> torch.Tensor:
     cols = torch.nonzero(g.sum(0) > 0).flatten()
     if len(rows) == 0:
         raise ValueError("the drawing is empty: switch on some cells first")
-    ink = g[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    ink = g[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = ink.shape
     scale = BOX / max(h, w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    ink = F.interpolate(ink[None, None], size=(new_h, new_w), mode="bilinear", align_corners=False,
-                        antialias=True)[0, 0].clamp(0, 1)
+    ink = F.interpolate(
+        ink[None, None], size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
+    )[0, 0].clamp(0, 1)
     # centre of mass of the ink, placed at the centre of the 28x28 frame
     ys = torch.arange(new_h, dtype=torch.float32)
     xs = torch.arange(new_w, dtype=torch.float32)
@@ -61,14 +65,14 @@ def grid_to_image(grid) -> torch.Tensor:
     left = int(round((FRAME - 1) / 2 - cx.item()))
     top, left = min(max(top, 0), FRAME - new_h), min(max(left, 0), FRAME - new_w)
     image = torch.zeros(FRAME, FRAME)
-    image[top:top + new_h, left:left + new_w] = ink
-    return ((image - MNIST_MEAN) / MNIST_STD)[None, None]
+    image[top : top + new_h, left : left + new_w] = ink
+    return ((image - MEAN) / STD)[None, None]
 
 
 def image_to_grid(image: torch.Tensor, size: int = 14, threshold: float = 0.35) -> torch.Tensor:
     """A standardised image ``(1, 28, 28)`` or ``(28, 28)`` -> an on/off grid ``(size, size)``
     (average the pixels of each cell, switch it on where the ink is above ``threshold``)."""
-    pixels = torch.as_tensor(image).reshape(-1, FRAME, FRAME)[:1] * MNIST_STD + MNIST_MEAN
+    pixels = torch.as_tensor(image).reshape(-1, FRAME, FRAME)[:1] * STD + MEAN
     cells = F.adaptive_avg_pool2d(pixels[None], size)[0, 0]
     return (cells > threshold).float()
 
@@ -82,7 +86,7 @@ def _png(image: torch.Tensor, zoom: int = 4) -> bytes:
     """A standardised ``(1, 1, 28, 28)`` image as PNG bytes (white ink on black, enlarged)."""
     from PIL import Image
 
-    pixels = (image[0, 0] * MNIST_STD + MNIST_MEAN).clamp(0, 1).mul(255).round().byte().numpy()
+    pixels = (image[0, 0] * STD + MEAN).clamp(0, 1).mul(255).round().byte().numpy()
     out = io.BytesIO()
     Image.fromarray(pixels).resize((FRAME * zoom, FRAME * zoom), Image.NEAREST).save(out, format="PNG")
     return out.getvalue()
@@ -98,8 +102,10 @@ def probabilities_html(probs: torch.Tensor) -> str:
         f"width:{max(1, round(160 * p))}px'></div></td><td style='padding-left:6px'>{p:.1%}</td></tr>"
         for i, p in enumerate(probs.tolist())
     )
-    return (f"<div><b>prediction: {best}</b> ({probs[best]:.1%})"
-            f"<table style='font-family:monospace;font-size:12px'>{rows}</table></div>")
+    return (
+        f"<div><b>prediction: {best}</b> ({probs[best]:.1%})"
+        f"<table style='font-family:monospace;font-size:12px'>{rows}</table></div>"
+    )
 
 
 class DrawDigit:
@@ -121,12 +127,18 @@ class DrawDigit:
         self._next_example = 0
         self._muted = False
         layout = w.Layout(width=f"{cell_px}px", height=f"{cell_px}px", padding="0", margin="0")
-        self.cells = [w.ToggleButton(value=False, layout=layout, tooltip=f"row {i // size}, column {i % size}")
-                      for i in range(size * size)]
+        self.cells = [
+            w.ToggleButton(value=False, layout=layout, tooltip=f"row {i // size}, column {i % size}")
+            for i in range(size * size)
+        ]
         for cell in self.cells:
             cell.observe(self._changed, names="value")
-        board = w.GridBox(self.cells, layout=w.Layout(
-            grid_template_columns=f"repeat({size}, {cell_px}px)", grid_gap="1px", width="max-content"))
+        board = w.GridBox(
+            self.cells,
+            layout=w.Layout(
+                grid_template_columns=f"repeat({size}, {cell_px}px)", grid_gap="1px", width="max-content"
+            ),
+        )
         clear = w.Button(description="Clear", icon="eraser")
         clear.on_click(lambda _: self.set_grid(torch.zeros(size, size)))
         buttons = [clear]
@@ -170,7 +182,7 @@ class DrawDigit:
         grid = self.grid()
         if grid.sum() == 0:
             self.probs = None
-            self.image.value = _png(torch.full((1, 1, FRAME, FRAME), (0 - MNIST_MEAN) / MNIST_STD))
+            self.image.value = _png(torch.full((1, 1, FRAME, FRAME), (0 - MEAN) / STD))
             self.output.value = "<i>Click the cells on the left to draw a digit.</i>"
             return
         image = grid_to_image(grid)
@@ -181,4 +193,3 @@ class DrawDigit:
     def _changed(self, change) -> None:
         if not self._muted:
             self.update()
-

@@ -10,19 +10,21 @@ the same number of steps:
 * :func:`compare`: train every variant and return one :class:`Result` each (per-epoch history,
   per-step training loss and accuracy, final validation numbers, seconds).
 * :func:`table`: the results as a fixed-width text table; :func:`plot_curves`: several curves
-  on one axis; :func:`subset`: a smaller copy of the data for short budgets.
+  on one axis.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 
 import simplecnn as sc
+from cnnkit.mnist import Splits
+from cnnkit.plots import COLORS
 
 
 def adam(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
@@ -92,23 +94,9 @@ class StepRecorder(nn.Module):
         return loss
 
 
-def subset(data: sc.Splits, train: int | None = None, val: int | None = None) -> sc.Splits:
-    """A copy of ``data`` keeping only the first ``train`` training and ``val`` validation
-    images (``None`` keeps all). The splits are already shuffled, so the first N are a random
-    sample. The test set is kept whole."""
-    for label, n, have in (("train", train, len(data.y_train)), ("val", val, len(data.y_val))):
-        if n is not None and not 1 <= n <= have:
-            raise ValueError(f"{label} must be between 1 and {have} (the images available), got {n}")
-    return replace(
-        data,
-        x_train=data.x_train[:train], y_train=data.y_train[:train],
-        x_val=data.x_val[:val], y_val=data.y_val[:val],
-    )
-
-
 def compare(
     variants: Sequence[Variant],
-    data: sc.Splits,
+    data: Splits,
     epochs: int,
     seed: int = 0,
     batch_size: int = 128,
@@ -142,17 +130,27 @@ def compare(
         model = v.model().to(memory_format=torch.channels_last)
         optimizer = v.optimizer(model.parameters())
         recorder = StepRecorder(v.loss_fn if v.loss_fn is not None else nn.CrossEntropyLoss())
-        history = sc.train(model, data, recipe, epochs=epochs, seed=seed,
-                           optimizer=optimizer, loss_fn=recorder)
+        history = sc.train(
+            model, data, recipe, epochs=epochs, seed=seed, optimizer=optimizer, loss_fn=recorder
+        )
         train_eval = None
         if eval_train:
             train_eval = sc.evaluate(model, sc.Batches(data.x_train, data.y_train, 1000))
-        result = Result(v.name, history, recorder.losses, recorder.accs,
-                        sum(h["seconds"] for h in history), model, train_eval)
+        result = Result(
+            v.name,
+            history,
+            recorder.losses,
+            recorder.accs,
+            sum(h["seconds"] for h in history),
+            model,
+            train_eval,
+        )
         results.append(result)
         if log is not None:
-            log(f"{v.name:>16s}: val acc {result.val_acc:.2%}, val loss {result.val_loss:.4f} "
-                f"({result.seconds:.1f} s)")
+            log(
+                f"{v.name:>16s}: val acc {result.val_acc:.2%}, val loss {result.val_loss:.4f} "
+                f"({result.seconds:.1f} s)"
+            )
     return results
 
 
@@ -160,8 +158,14 @@ def rows(results: Sequence[Result]) -> list[dict]:
     """One dict per result: name, final training and validation numbers, seconds."""
     out = []
     for r in results:
-        row = dict(name=r.name, train_loss=r.final["train_loss"], train_acc=r.final["train_acc"],
-                   val_loss=r.val_loss, val_acc=r.val_acc, seconds=r.seconds)
+        row = dict(
+            name=r.name,
+            train_loss=r.final["train_loss"],
+            train_acc=r.final["train_acc"],
+            val_loss=r.val_loss,
+            val_acc=r.val_acc,
+            seconds=r.seconds,
+        )
         if r.train_eval is not None:
             row["train_eval_loss"], row["train_eval_acc"] = r.train_eval
         out.append(row)
@@ -217,7 +221,7 @@ def plot_curves(
 
     ``metric`` is ``"step_loss"`` or ``"step_acc"`` (one point per mini-batch, averaged over
     ``smooth`` consecutive steps) or any key of the per-epoch history (``"val_loss"``,
-    ``"val_acc"``, ``"train_loss"``, ...). Colours come from ``simplecnn.COLORS`` and each
+    ``"val_acc"``, ``"train_loss"``, ...). Colours come from ``cnnkit.plots.COLORS`` and each
     curve also gets its own line style, so the plot reads without colour.
     """
     import matplotlib.pyplot as plt
@@ -231,14 +235,12 @@ def plot_curves(
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.8))
     for i, r in enumerate(results):
-        style = dict(color=sc.COLORS[i % len(sc.COLORS)], linestyle=_STYLES[i % len(_STYLES)],
-                     label=r.name)
+        style = dict(color=COLORS[i % len(COLORS)], linestyle=_STYLES[i % len(_STYLES)], label=r.name)
         if per_step:
             values = moving_average(getattr(r, metric), smooth)
             ax.plot(range(1, len(values) + 1), values, linewidth=1.6, **style)
         else:
-            ax.plot([h["epoch"] for h in r.history], [h[metric] for h in r.history],
-                    marker="o", **style)
+            ax.plot([h["epoch"] for h in r.history], [h[metric] for h in r.history], marker="o", **style)
     ax.set_xlabel("training step (mini-batch)" if per_step else "epoch")
     default_label = _STEP_METRICS.get(metric, metric.replace("_", " "))
     if per_step and smooth > 1:
@@ -259,5 +261,15 @@ def beats_chance(result: Result, classes: int = sc.NUM_CLASSES, margin: float = 
     return math.isfinite(result.val_loss) and result.val_acc > 1 / classes + margin
 
 
-__all__ = ["Variant", "Result", "StepRecorder", "adam", "compare", "subset", "rows", "table",
-           "moving_average", "plot_curves", "beats_chance"]
+__all__ = [
+    "Variant",
+    "Result",
+    "StepRecorder",
+    "adam",
+    "compare",
+    "rows",
+    "table",
+    "moving_average",
+    "plot_curves",
+    "beats_chance",
+]

@@ -1,0 +1,24 @@
+"""Support code for the Simple CNN course; the model itself is ``simplecnn`` (one file).
+
+One job per module, and imports point one way: these modules may use ``simplecnn``, and
+``simplecnn`` never uses them. Importing a module changes no global state.
+
+============  =====================================================================
+module        its job
+============  =====================================================================
+settings      the notebooks' budgets (``budget(full=..., quick=...)``)
+mnist         MNIST: download, checksum, standardize, split, hold in memory
+plots         the course's colours and style, figure alt text, common plots
+checkpoints   save and load weights safely; the reference model; the guide's names
+cli           the command line: ``python -m cnnkit train`` (or ``simplecnn train``)
+scratch       convolution and pooling written from scratch in NumPy (chapters 1-2)
+explorers     the kernel and pooling explorers (ipywidgets, and HTML for the book)
+experiments   side-by-side training runs for the chapters' comparisons
+inspection    layer shapes, mistakes, kernels, feature maps, changed inputs
+drawing       draw a digit and let the model read it
+cifar         the appendix's CIFAR-10 network and data
+exercises     checked exercises: not answered yet, wrong (and why), or right
+============  =====================================================================
+"""
+
+__version__ = "0.2.0"

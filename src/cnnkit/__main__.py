@@ -1,0 +1,7 @@
+"""``python -m cnnkit train|evaluate``: the command line (see :mod:`cnnkit.cli`)."""
+
+import sys
+
+from cnnkit.cli import main
+
+sys.exit(main())

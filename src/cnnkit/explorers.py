@@ -1,0 +1,521 @@
+"""The kernel and pooling explorers, in two versions with the same controls.
+
+* :class:`KernelExplorer` and :class:`PoolingExplorer` are ipywidgets (core widgets only, so
+  they work with ipywidgets 7, as in Colab, and 8, as in JupyterLab): the kernel computes.
+* :func:`kernel_explorer_html` and :func:`pooling_explorer_html` return HTML that runs the
+  course's own JavaScript (``static/explorers.js``, no other scripts, no kernel): the page
+  computes. The book bakes it into its pages, so the explorers work in the static book.
+
+A kernel typed by the reader is read by :func:`parse_kernel` as numbers (``2``, ``-0.5``,
+``1/9``), never evaluated as code; anything else is refused with a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import itertools
+import json
+from importlib import resources
+
+import numpy as np
+
+from cnnkit.kernels import KERNEL_PRESETS, KERNEL_SIZES, MAX_KERNEL_VALUE, parse_kernel
+from cnnkit.plots import HIGHLIGHT, NEGATIVE, POSITIVE, show_map
+from cnnkit.scratch import (
+    POOL_MODES,
+    conv2d,
+    conv_size_formula,
+    conv_window,
+    pool2d,
+    pool_size_formula,
+    pool_window,
+)
+
+#: The worked pooling example of the pooling chapter.
+WORKED_POOLING_MAP = np.array([[1, 3, 2, 1], [4, 6, 5, 0], [3, 1, 1, 2], [0, 2, 4, 7]], dtype=float)
+
+
+# ---------------------------------------------------------------------------------------------
+# The ipywidgets explorers (JupyterLab, Colab, VS Code: anywhere a kernel runs)
+# ---------------------------------------------------------------------------------------------
+
+TYPED = "typed below"
+
+
+def _error_html(message: str) -> str:
+    return f'<div style="color:{POSITIVE};font-weight:bold" role="alert">⚠ {html.escape(message)}</div>'
+
+
+def _grid_html(values, fmt="{:.2f}", title="") -> str:
+    rows = "".join(
+        "<tr>"
+        + "".join(f'<td style="padding:1px 5px;text-align:right">{fmt.format(v)}</td>' for v in row)
+        + "</tr>"
+        for row in np.asarray(values)
+    )
+    return (
+        f'<table style="display:inline-table;border-collapse:collapse;font-family:monospace;'
+        f'font-size:11px;margin:0 6px;vertical-align:middle"><caption style="font-size:11px">{title}'
+        f"</caption>{rows}</table>"
+    )
+
+
+def _show_in(out, fig) -> None:
+    """Replace what the Output widget ``out`` shows by ``fig``, rendered to PNG here, so it
+    looks the same whatever matplotlib backend the notebook uses."""
+    import io
+
+    from IPython.display import Image, clear_output, display
+
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    with out:
+        clear_output(wait=True)
+        display(Image(data=buffer.getvalue(), format="png"))
+
+
+def _import_widgets():
+    try:
+        import ipywidgets as widgets
+    except ImportError as err:  # pragma: no cover - ipywidgets is a dependency
+        raise ImportError("the explorers need ipywidgets: pip install ipywidgets") from err
+    return widgets
+
+
+class KernelExplorer:
+    """Pick a digit and a kernel (a preset or typed values), a stride and a padding; see the
+    input, the kernel, the output feature map, the output-size formula with the numbers filled
+    in and the window being computed.
+
+    Display it in a notebook (it is the last expression of a cell, or ``display(explorer)``).
+    ``explorer.widget`` is the ipywidgets ``VBox``; the controls are attributes (``digit``,
+    ``kernel``, ``text``, ``apply``, ``stride``, ``padding``, ``row``, ``col``) and the current
+    results are ``explorer.kernel_values`` and ``explorer.result``.
+    """
+
+    def __init__(self, images, labels=None, presets: dict[str, str] | None = None):
+        widgets = _import_widgets()
+        self.images = np.asarray(images, dtype=float)
+        if self.images.ndim != 3:
+            raise ValueError(f"images must have shape (N, H, W), got {self.images.shape}")
+        self.labels = list(range(len(self.images))) if labels is None else list(labels)
+        self.presets = dict(KERNEL_PRESETS if presets is None else presets)
+        first = next(iter(self.presets))
+        self.kernel_values = parse_kernel(self.presets[first])
+        self._busy = False
+        style = {"description_width": "initial"}
+        self.digit = widgets.Dropdown(
+            options=[(f"digit {lab}", i) for i, lab in enumerate(self.labels)],
+            value=0,
+            description="Digit:",
+            style=style,
+        )
+        self.kernel = widgets.Dropdown(
+            options=list(self.presets) + [TYPED], value=first, description="Kernel:", style=style
+        )
+        self.text = widgets.Textarea(
+            value=self.presets[first],
+            rows=5,
+            description="Values:",
+            continuous_update=False,
+            style=style,
+            layout=widgets.Layout(width="300px"),
+        )
+        self.apply = widgets.Button(
+            description="Use typed kernel",
+            button_style="info",
+            tooltip="read the numbers in the box as a 3×3 or 5×5 kernel",
+        )
+        self.stride = widgets.IntSlider(
+            value=1, min=1, max=3, description="Stride:", continuous_update=False, style=style
+        )
+        self.padding = widgets.IntSlider(
+            value=0, min=0, max=3, description="Padding:", continuous_update=False, style=style
+        )
+        self.row = widgets.IntSlider(
+            value=12, min=0, max=25, description="Window row:", continuous_update=False, style=style
+        )
+        self.col = widgets.IntSlider(
+            value=12, min=0, max=25, description="Window column:", continuous_update=False, style=style
+        )
+        self.message = widgets.HTML("")
+        self.formula = widgets.HTML("")
+        self.window = widgets.HTML("")
+        self.out = widgets.Output()
+        # start with the window on the strongest response of the first digit
+        first_map = conv2d(self.images[0], self.kernel_values)
+        self.row.max, self.col.max = first_map.shape[0] - 1, first_map.shape[1] - 1
+        self.row.value, self.col.value = (
+            int(v) for v in np.unravel_index(np.abs(first_map).argmax(), first_map.shape)
+        )
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox(
+                    [
+                        widgets.VBox([self.digit, self.kernel, self.stride, self.padding]),
+                        widgets.VBox([self.text, self.apply]),
+                    ]
+                ),
+                self.message,
+                widgets.HBox([self.row, self.col]),
+                self.out,
+                self.formula,
+                self.window,
+            ]
+        )
+        self.kernel.observe(self._on_preset, names="value")
+        self.text.observe(lambda change: self._on_text(), names="value")
+        self.apply.on_click(lambda button: self._on_text())
+        for w in (self.digit, self.stride, self.padding, self.row, self.col):
+            w.observe(lambda change: self.update(), names="value")
+        self.update()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _on_preset(self, change):
+        if self._busy or change["new"] == TYPED:
+            return
+        self.kernel_values = parse_kernel(self.presets[change["new"]])
+        self._busy = True
+        try:
+            self.text.value = self.presets[change["new"]]
+        finally:
+            self._busy = False
+        self.message.value = ""
+        self.update()
+
+    def _on_text(self):
+        if self._busy:
+            return
+        try:
+            values = parse_kernel(self.text.value)
+        except ValueError as err:
+            self.message.value = _error_html(
+                f"Could not read the kernel: {err}. The explorer keeps the last kernel that worked."
+            )
+            return
+        self.message.value = ""
+        self.kernel_values = values
+        match = [n for n, t in self.presets.items() if np.array_equal(parse_kernel(t), values)]
+        self._busy = True
+        try:
+            self.kernel.value = match[0] if match else TYPED
+        finally:
+            self._busy = False
+        self.update()
+
+    def update(self):
+        """Recompute the feature map and redraw (called by every control)."""
+        if self._busy:
+            return
+        image = self.images[self.digit.value]
+        k, s, p = self.kernel_values.shape[0], self.stride.value, self.padding.value
+        self.result = conv2d(image, self.kernel_values, stride=s, padding=p)
+        n_out = self.result.shape[0]
+        self._busy = True
+        try:
+            for slider in (self.row, self.col):
+                slider.max = n_out - 1
+                slider.value = min(slider.value, n_out - 1)
+        finally:
+            self._busy = False
+        r, c = self.row.value, self.col.value
+        win = conv_window(image, self.kernel_values, s, p, r, c)
+        self.window_info = win
+        size = image.shape[0]
+        self.formula.value = (
+            f"<b>Output size</b> H<sub>out</sub> = ⌊(H<sub>in</sub> + 2·padding − dilation·(k − 1) − 1)"
+            f" / stride⌋ + 1 = {html.escape(conv_size_formula(size, k, s, p))} "
+            f"→ the feature map is {n_out}×{self.result.shape[1]}."
+        )
+        self.window.value = (
+            f"<b>Window ({r}, {c})</b>: rows {win['top']}–{win['top'] + k - 1}, columns "
+            f"{win['left']}–{win['left'] + k - 1} of the padded input.<br>"
+            + _grid_html(win["patch"], title="input patch")
+            + " ⊙ "
+            + _grid_html(self.kernel_values, "{:.3g}", "kernel")
+            + " = "
+            + _grid_html(win["products"], title="products")
+            + f" → sum = <b>{win['value']:.3f}</b> = output[{r}, {c}]"
+        )
+        self._draw(image, win)
+
+    def _draw(self, image, win):
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+
+        k, p = self.kernel_values.shape[0], self.padding.value
+        padded = np.pad(image, p)
+        fig = Figure(figsize=(10, 3.4))
+        axes = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=[1, 0.55, 1]))
+        show_map(axes[0], padded, f"input {image.shape[0]}×{image.shape[1]}, padding {p}")
+        axes[0].add_patch(
+            Rectangle(
+                (win["left"] - 0.5, win["top"] - 0.5), k, k, fill=False, edgecolor=HIGHLIGHT, linewidth=2.5
+            )
+        )
+        if p:
+            axes[0].add_patch(
+                Rectangle(
+                    (p - 0.5, p - 0.5),
+                    image.shape[1],
+                    image.shape[0],
+                    fill=False,
+                    edgecolor="#56B4E9",
+                    linestyle="--",
+                    linewidth=1,
+                )
+            )
+        show_map(axes[1], self.kernel_values, f"kernel {k}×{k}", numbers=k <= 5)
+        show_map(
+            axes[2],
+            self.result,
+            f"output {self.result.shape[0]}×{self.result.shape[1]}, stride {self.stride.value}",
+        )
+        axes[2].add_patch(
+            Rectangle(
+                (self.col.value - 0.5, self.row.value - 0.5),
+                1,
+                1,
+                fill=False,
+                edgecolor=HIGHLIGHT,
+                linewidth=2.5,
+            )
+        )
+        fig.suptitle(f"Kernel explorer: {self.kernel.value}", fontsize=11)
+        _show_in(self.out, fig)
+
+
+class PoolingExplorer:
+    """Pick a map (the worked 4×4 example or a digit), the window size, the stride and max or
+    average pooling; see the windows on the map, the pooled result, the output-size formula and
+    the values of one window.
+
+    ``explorer.widget`` is the ipywidgets ``VBox``; the controls are attributes (``source``,
+    ``size``, ``stride``, ``mode``, ``row``, ``col``) and the pooled map is ``explorer.result``.
+    """
+
+    def __init__(self, images=None, labels=None):
+        widgets = _import_widgets()
+        self.maps = {"worked example 4×4": WORKED_POOLING_MAP}
+        if images is not None:
+            images = np.asarray(images, dtype=float)
+            labels = list(range(len(images))) if labels is None else list(labels)
+            self.maps.update({f"digit {lab}": img for lab, img in zip(labels, images)})
+        style = {"description_width": "initial"}
+        self.source = widgets.Dropdown(options=list(self.maps), description="Map:", style=style)
+        self.size = widgets.IntSlider(
+            value=2, min=1, max=4, description="Window:", continuous_update=False, style=style
+        )
+        self.stride = widgets.IntSlider(
+            value=2, min=1, max=4, description="Stride:", continuous_update=False, style=style
+        )
+        self.mode = widgets.Dropdown(
+            options=list(POOL_MODES), value="max", description="Pooling:", style=style
+        )
+        self.row = widgets.IntSlider(
+            value=0, min=0, max=1, description="Window row:", continuous_update=False, style=style
+        )
+        self.col = widgets.IntSlider(
+            value=0, min=0, max=1, description="Window column:", continuous_update=False, style=style
+        )
+        self.formula = widgets.HTML("")
+        self.window = widgets.HTML("")
+        self.out = widgets.Output()
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.source, self.mode]),
+                widgets.HBox([self.size, self.stride]),
+                widgets.HBox([self.row, self.col]),
+                self.out,
+                self.formula,
+                self.window,
+            ]
+        )
+        self._busy = False
+        for w in (self.source, self.size, self.stride, self.mode, self.row, self.col):
+            w.observe(lambda change: self.update(), names="value")
+        self.update()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def update(self):
+        """Recompute the pooled map and redraw (called by every control)."""
+        if self._busy:
+            return
+        fmap = self.maps[self.source.value]
+        k, s, mode = self.size.value, self.stride.value, self.mode.value
+        self.result = pool2d(fmap, k, s, mode)
+        h_out, w_out = self.result.shape
+        self._busy = True
+        try:
+            for slider, n in ((self.row, h_out), (self.col, w_out)):
+                slider.max = n - 1
+                slider.value = min(slider.value, n - 1)
+        finally:
+            self._busy = False
+        r, c = self.row.value, self.col.value
+        win = pool_window(fmap, k, s, mode, r, c)
+        self.window_info = win
+        self.formula.value = (
+            f"<b>Output size</b> H<sub>out</sub> = ⌊(H<sub>in</sub> − window) / stride⌋ + 1 = "
+            f"{html.escape(pool_size_formula(fmap.shape[0], k, s))} → the pooled map is "
+            f"{h_out}×{w_out}."
+        )
+        how = "maximum" if mode == "max" else "average"
+        self.window.value = (
+            f"<b>Window ({r}, {c})</b>: rows {win['top']}–{win['top'] + k - 1}, columns "
+            f"{win['left']}–{win['left'] + k - 1}. "
+            + _grid_html(win["values"], "{:.3g}", "values")
+            + f" → {how} = <b>{win['value']:.3g}</b> = output[{r}, {c}]"
+        )
+        self._draw(fmap, win)
+
+    def _draw(self, fmap, win):
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+
+        k, s = self.size.value, self.stride.value
+        small = fmap.shape[0] <= 8
+        fig = Figure(figsize=(8, 3.8))
+        axes = fig.subplots(1, 2)
+        show_map(
+            axes[0], fmap, f"map {fmap.shape[0]}×{fmap.shape[1]}: windows {k}×{k}, stride {s}", numbers=small
+        )
+        h_out, w_out = self.result.shape
+        for i, j in itertools.product(range(h_out), range(w_out)):
+            axes[0].add_patch(
+                Rectangle(
+                    (j * s - 0.5, i * s - 0.5),
+                    k,
+                    k,
+                    fill=False,
+                    edgecolor="#56B4E9",
+                    linewidth=0.8,
+                    alpha=0.8,
+                )
+            )
+        axes[0].add_patch(
+            Rectangle(
+                (win["left"] - 0.5, win["top"] - 0.5), k, k, fill=False, edgecolor=HIGHLIGHT, linewidth=2.5
+            )
+        )
+        if self.mode.value == "max":
+            axes[0].plot(
+                win["argmax"][1],
+                win["argmax"][0],
+                "o",
+                mfc="none",
+                mec=POSITIVE,
+                ms=150 / fmap.shape[0],
+                mew=2,
+            )
+        show_map(axes[1], self.result, f"{self.mode.value} pooled {h_out}×{w_out}", numbers=small)
+        axes[1].add_patch(
+            Rectangle(
+                (self.col.value - 0.5, self.row.value - 0.5),
+                1,
+                1,
+                fill=False,
+                edgecolor=HIGHLIGHT,
+                linewidth=2.5,
+            )
+        )
+        fig.suptitle("Pooling explorer", fontsize=11)
+        _show_in(self.out, fig)
+
+
+def kernel_explorer(images, labels=None) -> KernelExplorer:
+    """The ipywidgets kernel explorer for ``images`` (N, H, W) in [0, 1]."""
+    return KernelExplorer(images, labels)
+
+
+def pooling_explorer(images=None, labels=None) -> PoolingExplorer:
+    """The ipywidgets pooling explorer (the worked example plus ``images``, if given)."""
+    return PoolingExplorer(images, labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same explorers as self-contained HTML + JavaScript (the static book; also runs in
+# JupyterLab and Colab). No external scripts: the page computes with the embedded data.
+# ---------------------------------------------------------------------------------------------
+
+_counter = itertools.count()
+
+
+def _asset(name: str) -> str:
+    """A file of ``cnnkit/static`` (shipped with the package, so a pip install has it too)."""
+    return resources.files("cnnkit").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _explorer_html(kind: str, data: dict):
+    from IPython.display import HTML
+
+    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    uid = f"scnn-{kind}-{next(_counter)}-{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
+    markup = (
+        f'<div class="scnn-explorer scnn-{kind}-explorer mathjax_ignore" id="{uid}" data-kind="{kind}">'
+        f"<noscript>This interactive explorer needs JavaScript.</noscript>"
+        f'<script type="application/json" class="scnn-data">{payload}</script></div>'
+        f"<style>{_asset('explorers.css')}</style>"
+        f"<script>{_asset('explorers.js')}\n(function () {{ var root = document.getElementById({json.dumps(uid)});"
+        f" if (root) SimpleCNNExplorers.{kind}(root); }})();</script>"
+    )
+    return HTML(markup)
+
+
+def kernel_explorer_data(images, labels=None) -> dict:
+    """What the JavaScript kernel explorer embeds: digits as bytes, the presets as text."""
+    images = np.asarray(images, dtype=float)
+    labels = list(range(len(images))) if labels is None else [int(v) for v in labels]
+    return dict(
+        digits=[
+            dict(label=lab, pixels=np.rint(img * 255).astype(int).tolist())
+            for lab, img in zip(labels, images)
+        ],
+        presets=[dict(name=n, text=t) for n, t in KERNEL_PRESETS.items()],
+        sizes=list(KERNEL_SIZES),
+        max_stride=3,
+        max_padding=3,
+        max_value=MAX_KERNEL_VALUE,
+        colors=dict(negative=NEGATIVE, positive=POSITIVE, highlight=HIGHLIGHT),
+    )
+
+
+def pooling_explorer_data(images=None, labels=None) -> dict:
+    """What the JavaScript pooling explorer embeds: the worked example and the digits."""
+    maps = [dict(name="worked example 4×4", values=WORKED_POOLING_MAP.tolist(), scale=1)]
+    if images is not None:
+        images = np.asarray(images, dtype=float)
+        labels = list(range(len(images))) if labels is None else [int(v) for v in labels]
+        maps += [
+            dict(name=f"digit {lab}", values=np.rint(img * 255).astype(int).tolist(), scale=255)
+            for lab, img in zip(labels, images)
+        ]
+    return dict(
+        maps=maps,
+        max_size=4,
+        max_stride=4,
+        modes=list(POOL_MODES),
+        colors=dict(negative=NEGATIVE, positive=POSITIVE, highlight=HIGHLIGHT),
+    )
+
+
+def kernel_explorer_html(images, labels=None):
+    """The kernel explorer as a self-contained HTML/JavaScript widget (``IPython.display.HTML``).
+
+    Digits are embedded as bytes and divided by 255 in the page, like the Python version."""
+    return _explorer_html("kernel", kernel_explorer_data(images, labels))
+
+
+def pooling_explorer_html(images=None, labels=None):
+    """The pooling explorer as a self-contained HTML/JavaScript widget (``IPython.display.HTML``)."""
+    return _explorer_html("pooling", pooling_explorer_data(images, labels))

@@ -1,9 +1,4 @@
-"""Tests of cnnkit.explorers: the ipywidgets explorers driven from Python, and the HTML versions
-the book shows, whose JavaScript ships as package data (cnnkit/static)."""
-
-import json
-import re
-from importlib import resources
+"""Tests of cnnkit.explorers: the ipywidgets explorers, driven from Python as a front end would."""
 
 import numpy as np
 import pytest
@@ -88,40 +83,6 @@ def test_pooling_explorer_updates(digits):
     assert e.window_info["top"] == 26 and "output[13, 13]" in e.window.value
 
 
-# --- the HTML/JavaScript explorers ------------------------------------------------------------------
-
-
-def _payload(markup):
-    m = re.search(r'<script type="application/json" class="scnn-data">(.*?)</script>', markup, re.S)
-    return json.loads(m.group(1))
-
-
-def test_html_explorers_are_self_contained(digits):
-    images, labels = digits
-    for markup, kind in (
-        (ex.kernel_explorer_html(images, labels).data, "kernel"),
-        (ex.pooling_explorer_html(images, labels).data, "pooling"),
-    ):
-        assert f'class="scnn-explorer scnn-{kind}-explorer' in markup
-        assert "require(" not in markup and "eval(" not in markup and "new Function" not in markup
-        assert not re.search(r"<script[^>]+src=", markup)  # no external scripts
-        assert not re.search(r"https?://", markup)  # no CDN, no network
-        assert f"SimpleCNNExplorers.{kind}(root)" in markup
-    data = _payload(ex.kernel_explorer_html(images, labels).data)
-    assert [d["label"] for d in data["digits"]] == labels
-    assert np.allclose(np.array(data["digits"][0]["pixels"]) / 255, images[0], atol=0.5 / 255)
-    assert [p["name"] for p in data["presets"]] == list(KERNEL_PRESETS)
-    pooled = _payload(ex.pooling_explorer_html(images, labels).data)
-    assert pooled["maps"][0]["values"] == ex.WORKED_POOLING_MAP.tolist()
-    assert len(pooled["maps"]) == 1 + len(labels)
-
-
-def test_html_payload_cannot_close_its_script_tag():
-    markup = ex._explorer_html("kernel", {"text": "</script><script>alert(1)</script>"}).data
-    assert "</script><script>alert(1)" not in markup
-    assert _payload(markup)["text"] == "</script><script>alert(1)</script>"
-
-
 def test_python_explorers_render_in_a_kernel():
     """Run the explorers in a real Jupyter kernel, as JupyterLab or Colab would, then change
     controls from the kernel side: the widgets' state (what the front end draws) must follow,
@@ -158,10 +119,3 @@ def test_python_explorers_render_in_a_kernel():
         if "image/png" in o.get("data", {})
     ]
     assert len(figures) == 2  # one current figure in each explorer's Output widget
-
-
-def test_the_javascript_and_css_are_package_data():
-    for name in ("explorers.js", "explorers.css"):
-        text = resources.files("cnnkit").joinpath("static", name).read_text(encoding="utf-8")
-        assert len(text) > 500
-    assert "SimpleCNNExplorers" in ex._asset("explorers.js")

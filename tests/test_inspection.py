@@ -242,3 +242,13 @@ def test_parameter_count_and_layer_shapes():
     shapes = dict(ins.layer_shapes(model))
     assert shapes["features.conv1"] == (1, 32, 24, 24) and shapes["classifier.fc2"] == (1, 10)
     assert model.training  # tracing does not leave the model in evaluation mode
+
+
+def test_model_lines_finds_the_lines_of_the_model_file(capsys):
+    found = inspection_lines = ins.model_lines(r"nn\.Conv2d\(1, 32", r"nn\.MaxPool2d")
+    assert len(found) == 3 and all("Conv2d" in t or "MaxPool2d" in t for _, t in inspection_lines)
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 3 and printed[0].startswith("simplecnn.py:")
+    assert ins.model_lines("conv1=", show=False)[0][1].strip().startswith("conv1=nn.Conv2d")
+    with pytest.raises(ValueError, match="no line of simplecnn.py matches"):
+        ins.model_lines("nn.Conv3d")

@@ -25,12 +25,16 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PACKAGES = PYPROJECT["tool"]["setuptools"]["packages"]
-MODULES = PYPROJECT["tool"]["setuptools"]["py-modules"] + [
-    f"{package}.{path.stem}"
-    for package in PACKAGES
-    for path in sorted((ROOT / "src" / package).glob("*.py"))
-    if path.stem not in ("__init__", "__main__")
-]
+MODULES = (
+    PYPROJECT["tool"]["setuptools"]["py-modules"]
+    + [
+        f"{package}.{path.stem}"
+        for package in PACKAGES
+        for path in sorted((ROOT / "src" / package.replace(".", "/")).glob("*.py"))
+        if path.stem not in ("__init__", "__main__")
+    ]
+    + [p for p in PACKAGES if "." in p]
+)
 STATIC = sorted(p.name for p in (ROOT / "src" / "cnnkit" / "static").iterdir() if p.is_file())
 
 
@@ -106,7 +110,7 @@ def test_setup_cell_install_into_a_fresh_environment(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
     added = sorted({p.name for p in own_site.iterdir()} - before)
-    ours = {f"{m}.py" for m in MODULES if "." not in m} | set(PACKAGES)
+    ours = {f"{m}.py" for m in MODULES if "." not in m} | {p.split(".")[0] for p in PACKAGES}
     others = [
         n for n in added if not n.lower().startswith("simplecnn") and n not in ours and n != "__pycache__"
     ]

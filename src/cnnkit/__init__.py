@@ -12,7 +12,9 @@ plots         the course's colours and style, figure alt text, common plots
 checkpoints   save and load weights safely; the reference model; the guide's names
 cli           the command line: ``python -m cnnkit train`` (or ``simplecnn train``)
 scratch       convolution and pooling written from scratch in NumPy (chapters 1-2)
-explorers     the kernel and pooling explorers (ipywidgets, and HTML for the book)
+kernels       classic kernels, and kernels typed by a reader, read as numbers only
+explorers     the kernel and pooling explorers as ipywidgets (a Python kernel computes)
+webdemos      the demos as HTML and JavaScript that run in the browser (the static book)
 experiments   side-by-side training runs for the chapters' comparisons
 inspection    layer shapes, mistakes, kernels, feature maps, changed inputs
 drawing       draw a digit and let the model read it

@@ -1,27 +1,23 @@
-"""The kernel and pooling explorers, in two versions with the same controls.
+"""The kernel and pooling explorers as ipywidgets, for JupyterLab, Colab and VS Code.
 
-* :class:`KernelExplorer` and :class:`PoolingExplorer` are ipywidgets (core widgets only, so
-  they work with ipywidgets 7, as in Colab, and 8, as in JupyterLab): the kernel computes.
-* :func:`kernel_explorer_html` and :func:`pooling_explorer_html` return HTML that runs the
-  course's own JavaScript (``static/explorers.js``, no other scripts, no kernel): the page
-  computes. The book bakes it into its pages, so the explorers work in the static book.
+:class:`KernelExplorer` and :class:`PoolingExplorer` use core widgets only, so they work with
+ipywidgets 7 (as in Colab) and 8 (as in JupyterLab); the Python kernel computes. The same
+explorers in plain HTML and JavaScript, which the static book shows, are in
+:mod:`cnnkit.webdemos`.
 
-A kernel typed by the reader is read by :func:`parse_kernel` as numbers (``2``, ``-0.5``,
-``1/9``), never evaluated as code; anything else is refused with a message.
+A kernel typed by the reader is read by :func:`cnnkit.kernels.parse_kernel` as numbers (``2``,
+``-0.5``, ``1/9``), never evaluated as code; anything else is refused with a message.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import itertools
-import json
-from importlib import resources
 
 import numpy as np
 
-from cnnkit.kernels import KERNEL_PRESETS, KERNEL_SIZES, MAX_KERNEL_VALUE, parse_kernel
-from cnnkit.plots import HIGHLIGHT, NEGATIVE, POSITIVE, show_map
+from cnnkit.kernels import KERNEL_PRESETS, parse_kernel
+from cnnkit.plots import HIGHLIGHT, POSITIVE, show_map
 from cnnkit.scratch import (
     POOL_MODES,
     conv2d,
@@ -431,91 +427,3 @@ class PoolingExplorer:
         )
         fig.suptitle("Pooling explorer", fontsize=11)
         _show_in(self.out, fig)
-
-
-def kernel_explorer(images, labels=None) -> KernelExplorer:
-    """The ipywidgets kernel explorer for ``images`` (N, H, W) in [0, 1]."""
-    return KernelExplorer(images, labels)
-
-
-def pooling_explorer(images=None, labels=None) -> PoolingExplorer:
-    """The ipywidgets pooling explorer (the worked example plus ``images``, if given)."""
-    return PoolingExplorer(images, labels)
-
-
-# ---------------------------------------------------------------------------------------------
-# The same explorers as self-contained HTML + JavaScript (the static book; also runs in
-# JupyterLab and Colab). No external scripts: the page computes with the embedded data.
-# ---------------------------------------------------------------------------------------------
-
-_counter = itertools.count()
-
-
-def _asset(name: str) -> str:
-    """A file of ``cnnkit/static`` (shipped with the package, so a pip install has it too)."""
-    return resources.files("cnnkit").joinpath("static", name).read_text(encoding="utf-8")
-
-
-def _explorer_html(kind: str, data: dict):
-    from IPython.display import HTML
-
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    uid = f"scnn-{kind}-{next(_counter)}-{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
-    markup = (
-        f'<div class="scnn-explorer scnn-{kind}-explorer mathjax_ignore" id="{uid}" data-kind="{kind}">'
-        f"<noscript>This interactive explorer needs JavaScript.</noscript>"
-        f'<script type="application/json" class="scnn-data">{payload}</script></div>'
-        f"<style>{_asset('explorers.css')}</style>"
-        f"<script>{_asset('explorers.js')}\n(function () {{ var root = document.getElementById({json.dumps(uid)});"
-        f" if (root) SimpleCNNExplorers.{kind}(root); }})();</script>"
-    )
-    return HTML(markup)
-
-
-def kernel_explorer_data(images, labels=None) -> dict:
-    """What the JavaScript kernel explorer embeds: digits as bytes, the presets as text."""
-    images = np.asarray(images, dtype=float)
-    labels = list(range(len(images))) if labels is None else [int(v) for v in labels]
-    return dict(
-        digits=[
-            dict(label=lab, pixels=np.rint(img * 255).astype(int).tolist())
-            for lab, img in zip(labels, images)
-        ],
-        presets=[dict(name=n, text=t) for n, t in KERNEL_PRESETS.items()],
-        sizes=list(KERNEL_SIZES),
-        max_stride=3,
-        max_padding=3,
-        max_value=MAX_KERNEL_VALUE,
-        colors=dict(negative=NEGATIVE, positive=POSITIVE, highlight=HIGHLIGHT),
-    )
-
-
-def pooling_explorer_data(images=None, labels=None) -> dict:
-    """What the JavaScript pooling explorer embeds: the worked example and the digits."""
-    maps = [dict(name="worked example 4×4", values=WORKED_POOLING_MAP.tolist(), scale=1)]
-    if images is not None:
-        images = np.asarray(images, dtype=float)
-        labels = list(range(len(images))) if labels is None else [int(v) for v in labels]
-        maps += [
-            dict(name=f"digit {lab}", values=np.rint(img * 255).astype(int).tolist(), scale=255)
-            for lab, img in zip(labels, images)
-        ]
-    return dict(
-        maps=maps,
-        max_size=4,
-        max_stride=4,
-        modes=list(POOL_MODES),
-        colors=dict(negative=NEGATIVE, positive=POSITIVE, highlight=HIGHLIGHT),
-    )
-
-
-def kernel_explorer_html(images, labels=None):
-    """The kernel explorer as a self-contained HTML/JavaScript widget (``IPython.display.HTML``).
-
-    Digits are embedded as bytes and divided by 255 in the page, like the Python version."""
-    return _explorer_html("kernel", kernel_explorer_data(images, labels))
-
-
-def pooling_explorer_html(images=None, labels=None):
-    """The pooling explorer as a self-contained HTML/JavaScript widget (``IPython.display.HTML``)."""
-    return _explorer_html("pooling", pooling_explorer_data(images, labels))

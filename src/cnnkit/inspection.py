@@ -1,6 +1,7 @@
 """Looking inside a Simple CNN: its shapes and size, its mistakes, its kernels, its feature maps.
 
 * ``layer_shapes`` and ``count_parameters`` check a network's arithmetic (every chapter);
+* ``model_lines`` finds the lines of ``src/simplecnn.py`` that a chapter's idea became;
 
 * ``confusion_matrix``, ``per_class_accuracy`` and ``confident_mistakes`` summarise where a
   classifier goes wrong;
@@ -55,6 +56,30 @@ def layer_shapes(model: nn.Module, input_shape=(1, *MNIST_SHAPE)) -> list[tuple[
         for h in hooks:
             h.remove()
     return shapes
+
+
+def model_lines(*patterns: str, show: bool = True) -> list[tuple[int, str]]:
+    """The lines of ``simplecnn.py`` (the course's model file) that match any of the regular
+    expressions ``patterns``, as ``(line number, text)``; printed with their numbers unless
+    ``show=False``. A pattern that matches nothing is a ValueError, so a notebook that points
+    at the model file notices when the file changes."""
+    import inspect
+    import re
+
+    import simplecnn
+
+    lines = inspect.getsource(simplecnn).splitlines()
+    found = []
+    for pattern in patterns:
+        hits = [(i, line) for i, line in enumerate(lines, 1) if re.search(pattern, line)]
+        if not hits:
+            raise ValueError(f"no line of simplecnn.py matches {pattern!r}")
+        found += hits
+    found = sorted(set(found))
+    if show:
+        for number, line in found:
+            print(f"simplecnn.py:{number:<4d} {line}")
+    return found
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,152 @@
+"""Checked exercises: the reader types an answer, and a check says what to do next.
+
+In a notebook an exercise is a cell the reader fills in, then a call to :func:`check`::
+
+    padding = ...  # your answer: the padding that keeps 28x28 with a 5x5 kernel
+    exercises.check("1.2", padding)
+
+* Untouched (still ``...``, or a function that returns nothing yet) the check says "not
+  answered yet" and gives a hint; it never raises, so the notebook runs on.
+* A wrong answer gets a message that says what is wrong.
+* A right answer passes.
+
+The solutions are not in the notebook: ``exercises.solution("1.2")`` prints one. The checks and
+solutions live in one module per chapter (``ch01`` ... ``ch08``, ``appendix_a``); the tests run
+every solution through its check (it must pass) and every listed wrong answer (it must fail).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: The chapter modules, loaded the first time an exercise is looked up.
+CHAPTERS = ("ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch08", "appendix_a")
+
+
+class NotAnswered(Exception):
+    """The answer is still the placeholder (``...``), or code that does nothing yet."""
+
+
+class Wrong(Exception):
+    """The answer is wrong; the message says how."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: what the reader fills in, how it is checked, and a solution."""
+
+    key: str  # "1.2": chapter and number, as the notebook names it
+    notebook: str  # the notebook's file name without .ipynb, e.g. "01-convolution"
+    title: str
+    kind: str  # "value": the reader computes a number, a shape, ...; "code": the reader writes code
+    hint: str  # shown while the exercise is not answered
+    solution: str  # code that assigns the names, as the reader would type it
+    wrong: tuple[str, ...]  # answers that must fail (code, like the solution); the tests run them
+    run: Callable[..., str | None] = field(repr=False)  # raises Wrong; may return a note
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The variables the reader fills in, in the order :func:`check` takes them."""
+        return tuple(inspect.signature(self.run).parameters)
+
+
+_REGISTRY: dict[str, Exercise] = {}
+_loaded = False
+
+
+def exercise(key: str, notebook: str, title: str, hint: str, solution: str, wrong=(), kind: str = "value"):
+    """Register the decorated function as the check of exercise ``key``.
+
+    The function's parameters are the names the reader fills in. It raises :class:`Wrong` with
+    a message that says what is wrong, or returns (optionally a note shown with the pass).
+    """
+    if kind not in ("value", "code"):
+        raise ValueError(f"kind must be 'value' or 'code', got {kind!r}")
+
+    def register(run):
+        if key in _REGISTRY:
+            raise ValueError(f"exercise {key} is defined twice")
+        _REGISTRY[key] = Exercise(
+            key,
+            notebook,
+            title,
+            kind,
+            hint,
+            textwrap.dedent(solution).strip(),
+            tuple(textwrap.dedent(w).strip() for w in wrong),
+            run,
+        )
+        return run
+
+    return register
+
+
+def registry() -> dict[str, Exercise]:
+    """Every exercise of the course, by key."""
+    global _loaded
+    if not _loaded:
+        for chapter in CHAPTERS:
+            importlib.import_module(f"{__name__}.{chapter}")
+        _loaded = True
+    return dict(_REGISTRY)
+
+
+def get(key: str) -> Exercise:
+    """The exercise ``key``; a KeyError that lists the keys when there is none."""
+    exercises = registry()
+    if key not in exercises:
+        raise KeyError(f"there is no exercise {key!r}; the exercises are {', '.join(sorted(exercises))}")
+    return exercises[key]
+
+
+def answered(value, what: str = "your answer"):
+    """``value``, or :class:`NotAnswered` when it is still the placeholder ``...`` or ``None``
+    (what a function whose body is only ``...`` returns)."""
+    if value is ... or value is None:
+        raise NotAnswered(f"{what} is still empty")
+    return value
+
+
+def status(key: str, *answers, **named) -> tuple[str, str]:
+    """``("right" | "wrong" | "not answered", message)`` for these answers to exercise ``key``."""
+    ex = get(key)
+    given = dict(zip(ex.names, answers), **named)
+    missing = [n for n in ex.names if n not in given]
+    if missing or len(answers) > len(ex.names):
+        raise TypeError(
+            f"exercise {key} takes {', '.join(ex.names)}; got {len(answers) + len(named)} answers"
+        )
+    if any(v is ... for v in given.values()):
+        return "not answered", f"Hint: {ex.hint}"
+    try:
+        note = ex.run(**given)
+    except (NotAnswered, NotImplementedError) as err:
+        detail = f" ({err})" if str(err) else ""
+        return "not answered", f"Hint: {ex.hint}{detail}"
+    except Wrong as err:
+        return "wrong", str(err)
+    return "right", note or ""
+
+
+def check(key: str, *answers, **named) -> bool:
+    """Check the reader's answers to exercise ``key``, print what that means, and return True
+    when they are right. Never raises for a wrong or missing answer."""
+    ex = get(key)
+    verdict, message = status(key, *answers, **named)
+    if verdict == "right":
+        print(f"✔ Exercise {key} ({ex.title}): right." + (f" {message}" if message else ""))
+    elif verdict == "wrong":
+        print(f"✘ Exercise {key} ({ex.title}): not yet. {message}")
+    else:
+        print(f"… Exercise {key} ({ex.title}): not answered yet. {message}")
+    return verdict == "right"
+
+
+def solution(key: str) -> None:
+    """Print a solution of exercise ``key`` (try first: the check tells you what is wrong)."""
+    ex = get(key)
+    print(f"# A solution of exercise {key} ({ex.title})\n{ex.solution}")

@@ -1,0 +1,1 @@
+"""Exercises of the notebook A-cifar10."""

@@ -1,0 +1,1 @@
+"""Exercises of the notebook 08-inside-the-model."""

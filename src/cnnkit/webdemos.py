@@ -1,0 +1,96 @@
+"""The course's demos as HTML and JavaScript: they run in the reader's browser, with no kernel.
+
+The book bakes these outputs into its pages, so the demos stay interactive in the static book;
+JupyterLab and Colab show them as plain HTML output (no widget extension). The JavaScript and
+CSS are real files in ``cnnkit/static`` (package data, so a pip install has them too), inlined
+into the output, which therefore loads nothing from another site.
+
+* :func:`kernel_explorer`, :func:`pooling_explorer`: the explorers of chapters 1 and 2, with
+  the controls of their ipywidgets versions in :mod:`cnnkit.explorers`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from importlib import resources
+
+import numpy as np
+
+from cnnkit.explorers import WORKED_POOLING_MAP
+from cnnkit.kernels import KERNEL_PRESETS, KERNEL_SIZES, MAX_KERNEL_VALUE
+from cnnkit.plots import HIGHLIGHT, NEGATIVE, POSITIVE
+from cnnkit.scratch import POOL_MODES
+
+_counter = itertools.count()
+
+
+def _asset(name: str) -> str:
+    """A file of ``cnnkit/static`` (shipped with the package, so a pip install has it too)."""
+    return resources.files("cnnkit").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _explorer_html(kind: str, data: dict):
+    from IPython.display import HTML
+
+    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    uid = f"scnn-{kind}-{next(_counter)}-{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
+    markup = (
+        f'<div class="scnn-explorer scnn-{kind}-explorer mathjax_ignore" id="{uid}" data-kind="{kind}">'
+        f"<noscript>This interactive explorer needs JavaScript.</noscript>"
+        f'<script type="application/json" class="scnn-data">{payload}</script></div>'
+        f"<style>{_asset('explorers.css')}</style>"
+        f"<script>{_asset('explorers.js')}\n(function () {{ var root = document.getElementById({json.dumps(uid)});"
+        f" if (root) SimpleCNNExplorers.{kind}(root); }})();</script>"
+    )
+    return HTML(markup)
+
+
+def kernel_explorer_data(images, labels=None) -> dict:
+    """What the JavaScript kernel explorer embeds: digits as bytes, the presets as text."""
+    images = np.asarray(images, dtype=float)
+    labels = list(range(len(images))) if labels is None else [int(v) for v in labels]
+    return dict(
+        digits=[
+            dict(label=lab, pixels=np.rint(img * 255).astype(int).tolist())
+            for lab, img in zip(labels, images)
+        ],
+        presets=[dict(name=n, text=t) for n, t in KERNEL_PRESETS.items()],
+        sizes=list(KERNEL_SIZES),
+        max_stride=3,
+        max_padding=3,
+        max_value=MAX_KERNEL_VALUE,
+        colors=dict(negative=NEGATIVE, positive=POSITIVE, highlight=HIGHLIGHT),
+    )
+
+
+def pooling_explorer_data(images=None, labels=None) -> dict:
+    """What the JavaScript pooling explorer embeds: the worked example and the digits."""
+    maps = [dict(name="worked example 4×4", values=WORKED_POOLING_MAP.tolist(), scale=1)]
+    if images is not None:
+        images = np.asarray(images, dtype=float)
+        labels = list(range(len(images))) if labels is None else [int(v) for v in labels]
+        maps += [
+            dict(name=f"digit {lab}", values=np.rint(img * 255).astype(int).tolist(), scale=255)
+            for lab, img in zip(labels, images)
+        ]
+    return dict(
+        maps=maps,
+        max_size=4,
+        max_stride=4,
+        modes=list(POOL_MODES),
+        colors=dict(negative=NEGATIVE, positive=POSITIVE, highlight=HIGHLIGHT),
+    )
+
+
+def kernel_explorer(images, labels=None):
+    """The kernel explorer as HTML that runs in the browser (an ``IPython.display.HTML``).
+
+    Digits are embedded as bytes and divided by 255 in the page, like the Python version."""
+    return _explorer_html("kernel", kernel_explorer_data(images, labels))
+
+
+def pooling_explorer(images=None, labels=None):
+    """The pooling explorer as HTML that runs in the browser (an ``IPython.display.HTML``)."""
+    return _explorer_html("pooling", pooling_explorer_data(images, labels))

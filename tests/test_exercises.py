@@ -1,0 +1,118 @@
+"""Tests of cnnkit.exercises: every exercise can pass and can fail, and every notebook has them.
+
+For each exercise of the course:
+
+* its solution (the code a reader could type) passes its check;
+* every wrong answer listed with it fails, with a message that says what is wrong;
+* the untouched placeholder ``...`` gets "not answered yet" and a hint, and no exception.
+
+For each notebook: at least three exercises, at least one of which asks for code; every one of
+its exercises is checked in it; and the committed notebook leaves the answers to the reader.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import simplecnn as sc
+from cnnkit import exercises
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+EXERCISES = exercises.registry()
+
+
+def answers_from(code: str, names) -> dict:
+    """Run ``code`` as a notebook cell would (with the notebooks' usual imports) and return the
+    values of ``names``."""
+    import cnnkit
+
+    namespace = dict(np=np, torch=torch, nn=nn, F=F, sc=sc, cnnkit=cnnkit)
+    exec(compile(code, "<answer>", "exec"), namespace)  # the course's own solutions, not input
+    missing = [n for n in names if n not in namespace]
+    assert not missing, f"the code does not define {missing}:\n{code}"
+    return {n: namespace[n] for n in names}
+
+
+def test_there_are_exercises():
+    assert len(EXERCISES) >= 3 * len(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("key", sorted(EXERCISES))
+def test_the_solution_passes(key, capsys):
+    ex = EXERCISES[key]
+    verdict, message = exercises.status(key, **answers_from(ex.solution, ex.names))
+    assert verdict == "right", f"exercise {key}: its solution gets {verdict!r}: {message}"
+    assert exercises.check(key, **answers_from(ex.solution, ex.names)) is True
+    assert "right" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("key", sorted(EXERCISES))
+def test_wrong_answers_fail_and_say_why(key, capsys):
+    ex = EXERCISES[key]
+    assert ex.wrong, f"exercise {key} lists no wrong answer, so nothing shows that its check can fail"
+    for code in ex.wrong:
+        verdict, message = exercises.status(key, **answers_from(code, ex.names))
+        assert verdict == "wrong", f"exercise {key}: the wrong answer\n{code}\ngets {verdict!r}"
+        assert len(message) > 20, f"exercise {key}: the message {message!r} does not say what is wrong"
+        assert exercises.check(key, **answers_from(code, ex.names)) is False
+        assert "not yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("key", sorted(EXERCISES))
+def test_the_placeholder_is_not_answered_yet(key, capsys):
+    ex = EXERCISES[key]
+    verdict, message = exercises.status(key, *[...] * len(ex.names))
+    assert verdict == "not answered" and ex.hint in message
+    assert exercises.check(key, *[...] * len(ex.names)) is False
+    assert "not answered yet" in capsys.readouterr().out
+
+
+def test_a_function_that_does_nothing_yet_is_not_answered():
+    assert exercises.answered(5) == 5
+    for empty in (..., None):
+        with pytest.raises(exercises.NotAnswered):
+            exercises.answered(empty)
+
+
+def test_unknown_exercise_and_wrong_number_of_answers():
+    with pytest.raises(KeyError, match="there is no exercise '0.0'"):
+        exercises.check("0.0", 1)
+    key = sorted(EXERCISES)[0]
+    with pytest.raises(TypeError, match=f"exercise {key} takes"):
+        exercises.status(key, *[...] * (len(EXERCISES[key].names) + 1))
+
+
+def test_solution_prints_the_code(capsys):
+    key = sorted(EXERCISES)[0]
+    exercises.solution(key)
+    assert EXERCISES[key].solution in capsys.readouterr().out
+
+
+def _code_cells(path: Path) -> list[str]:
+    cells = json.loads(path.read_text())["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_has_three_exercises_one_of_them_code(path):
+    mine = [ex for ex in EXERCISES.values() if ex.notebook == path.stem]
+    assert len(mine) >= 3, f"{path.name} has {len(mine)} exercises"
+    assert any(ex.kind == "code" for ex in mine), f"{path.name}: no exercise asks the reader to change code"
+    cells = _code_cells(path)
+    for ex in mine:
+        calls = [c for c in cells if re.search(rf"exercises\.check\(\s*\"{re.escape(ex.key)}\"", c)]
+        assert len(calls) == 1, f"{path.name} should check exercise {ex.key} once, found {len(calls)}"
+        assert ex.solution not in calls[0], f"{path.name} shows the solution of exercise {ex.key}"
+        # the answers are left to the reader: each name is still the placeholder, or a function or
+        # class whose body is `...`
+        for name in ex.names:
+            placeholder = re.search(rf"^{re.escape(name)}\s*=\s*\.\.\.", calls[0], re.M)
+            stub = re.search(rf"^(def|class) {re.escape(name)}\b[\s\S]*?^\s+\.\.\.", calls[0], re.M)
+            assert placeholder or stub, f"{path.name}, exercise {ex.key}: `{name}` is not left for the reader"

@@ -187,3 +187,22 @@ def test_on_real_mnist_every_activation_beats_chance(mnist):
     ]
     for r in ex.compare(variants, data, 1, batch_size=64, log=None):
         assert ex.beats_chance(r), (r.name, r.val_acc)
+
+
+def test_onecycle_schedule_raises_then_lowers_each_learning_rate(mnist):
+    small = subset(mnist, train=512, val=256)
+    seen = []
+
+    class Spy(torch.optim.Adam):
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    variant = ex.Variant("spy", optimizer=lambda p: Spy(p, lr=0.01))
+    ex.compare([variant], small, epochs=2, batch_size=128, schedule="onecycle", log=None)
+    assert len(seen) == 8
+    peak = seen.index(max(seen))
+    assert 0 < peak < 7 and max(seen) == pytest.approx(0.01, rel=0.05)
+    assert seen[0] < 0.01 / 5 and seen[-1] < 0.01 / 100
+    with pytest.raises(ValueError, match="unknown schedule"):
+        ex.compare([variant], small, epochs=1, schedule="cosine")

@@ -102,12 +102,17 @@ def compare(
     batch_size: int = 128,
     eval_train: bool = False,
     log: Callable[[str], None] | None = print,
+    schedule: str = "constant",
+    warmup: float = 0.15,
 ) -> list[Result]:
     """Train every variant on ``data`` for ``epochs`` with the same ``seed`` and batch size.
 
     Each variant gets the same initial weights (when the architectures agree) and the same
-    shuffled mini-batches; there is no augmentation, label smoothing or learning-rate schedule,
-    so the only difference is the variant itself. With ``eval_train`` each result also holds
+    shuffled mini-batches; there is no augmentation or label smoothing, so the only difference
+    is the variant itself. ``schedule="onecycle"`` runs every variant under a one-cycle
+    learning-rate schedule (its optimizer's learning rate is the peak, reached after ``warmup``
+    of the steps; momentum is not cycled), which reaches a given accuracy in fewer epochs than
+    the default constant rate. With ``eval_train`` each result also holds
     the loss and accuracy on the training set measured in evaluation mode (no dropout), the
     fair number to compare with the validation loss. ``log`` gets one line per variant.
     """
@@ -123,15 +128,31 @@ def compare(
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if schedule not in ("constant", "onecycle"):
+        raise ValueError(f"unknown schedule {schedule!r}; use 'constant' or 'onecycle'")
     recipe = sc.Recipe(name="experiment", epochs=epochs, batch_size=batch_size)
+    steps = sc.Batches(data.x_train, data.y_train, batch_size).__len__() * epochs
     results = []
     for v in variants:
         torch.manual_seed(seed)
-        model = v.model().to(memory_format=torch.channels_last)
+        model = v.model()
         optimizer = v.optimizer(model.parameters())
+        scheduler = None
+        if schedule == "onecycle":
+            peaks = [group["lr"] for group in optimizer.param_groups]
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=peaks, total_steps=steps, pct_start=warmup, cycle_momentum=False
+            )
         recorder = StepRecorder(v.loss_fn if v.loss_fn is not None else nn.CrossEntropyLoss())
         history = sc.train(
-            model, data, recipe, epochs=epochs, seed=seed, optimizer=optimizer, loss_fn=recorder
+            model,
+            data,
+            recipe,
+            epochs=epochs,
+            seed=seed,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            loss_fn=recorder,
         )
         train_eval = None
         if eval_train:

@@ -49,7 +49,7 @@ def test_the_solution_passes(key, capsys):
     ex = EXERCISES[key]
     verdict, message = exercises.status(key, **answers_from(ex.solution, ex.names))
     assert verdict == "right", f"exercise {key}: its solution gets {verdict!r}: {message}"
-    assert exercises.check(key, **answers_from(ex.solution, ex.names)) is True
+    assert bool(exercises.check(key, **answers_from(ex.solution, ex.names))) is True
     assert "right" in capsys.readouterr().out
 
 
@@ -61,7 +61,7 @@ def test_wrong_answers_fail_and_say_why(key, capsys):
         verdict, message = exercises.status(key, **answers_from(code, ex.names))
         assert verdict == "wrong", f"exercise {key}: the wrong answer\n{code}\ngets {verdict!r}"
         assert len(message) > 20, f"exercise {key}: the message {message!r} does not say what is wrong"
-        assert exercises.check(key, **answers_from(code, ex.names)) is False
+        assert bool(exercises.check(key, **answers_from(code, ex.names))) is False
         assert "not yet" in capsys.readouterr().out
 
 
@@ -70,7 +70,7 @@ def test_the_placeholder_is_not_answered_yet(key, capsys):
     ex = EXERCISES[key]
     verdict, message = exercises.status(key, *[...] * len(ex.names))
     assert verdict == "not answered" and ex.hint in message
-    assert exercises.check(key, *[...] * len(ex.names)) is False
+    assert bool(exercises.check(key, *[...] * len(ex.names))) is False
     assert "not answered yet" in capsys.readouterr().out
 
 
@@ -87,6 +87,12 @@ def test_unknown_exercise_and_wrong_number_of_answers():
     key = sorted(EXERCISES)[0]
     with pytest.raises(TypeError, match=f"exercise {key} takes"):
         exercises.status(key, *[...] * (len(EXERCISES[key].names) + 1))
+
+
+def test_a_verdict_shows_nothing_more_in_a_notebook():
+    key = sorted(EXERCISES)[0]
+    verdict = exercises.check(key, *[...] * len(EXERCISES[key].names))
+    assert verdict._ipython_display_() is None and not verdict and verdict.verdict == "not answered"
 
 
 def test_solution_prints_the_code(capsys):

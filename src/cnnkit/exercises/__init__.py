@@ -132,9 +132,27 @@ def status(key: str, *answers, **named) -> tuple[str, str]:
     return "right", note or ""
 
 
-def check(key: str, *answers, **named) -> bool:
-    """Check the reader's answers to exercise ``key``, print what that means, and return True
-    when they are right. Never raises for a wrong or missing answer."""
+class Verdict:
+    """What :func:`check` found: true when the answer is right. A notebook shows nothing more
+    for it than the line :func:`check` printed (no ``True``/``False`` under the message)."""
+
+    def __init__(self, verdict: str, message: str):
+        self.verdict, self.message = verdict, message
+
+    def __bool__(self) -> bool:
+        return self.verdict == "right"
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.verdict!r}, {self.message!r})"
+
+    def _ipython_display_(self):
+        pass
+
+
+def check(key: str, *answers, **named) -> Verdict:
+    """Check the reader's answers to exercise ``key`` and print what that means. The result is
+    true when they are right (``if exercises.check(...):``). Never raises for a wrong or
+    missing answer."""
     ex = get(key)
     verdict, message = status(key, *answers, **named)
     if verdict == "right":
@@ -143,7 +161,7 @@ def check(key: str, *answers, **named) -> bool:
         print(f"✘ Exercise {key} ({ex.title}): not yet. {message}")
     else:
         print(f"… Exercise {key} ({ex.title}): not answered yet. {message}")
-    return verdict == "right"
+    return Verdict(verdict, message)
 
 
 def solution(key: str) -> None:

@@ -36,12 +36,16 @@ def _whole_number(value, what: str) -> int:
         "shape = (16, 15, 15)\nparams = 16 * 5 * 5 + 16",
         "shape = (3, 15, 15)\nparams = 1216",
         "shape = (1, 16, 15, 15)\nparams = 1216",
+        "shape = 16 * 15 * 15\nparams = 1216",
     ],
 )
 def _(shape, params):
     layer = nn.Conv2d(3, 16, kernel_size=5, stride=2, padding=1)
     expected = tuple(layer(torch.zeros(1, 3, 32, 32)).shape[1:])
-    shape = tuple(answered(shape, "the shape"))
+    shape = answered(shape, "the shape")
+    if not isinstance(shape, (tuple, list, torch.Size)):
+        raise Wrong(f"give the shape as a tuple (channels, height, width); you gave {shape!r}.")
+    shape = tuple(shape)
     if len(shape) == 4:
         raise Wrong("you gave 4 numbers: leave out the batch size and give (channels, height, width).")
     if len(shape) != 3:

@@ -212,6 +212,7 @@ def _(grad_input):
         "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = (3, 3)\nbusiest_gradient = 1",
         "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = (1, 1)\nbusiest_gradient = 4",
         "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = (1, 1)\nbusiest_gradient = 1",
+        "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = 5\nbusiest_gradient = 3",
     ],
 )
 def _(overlap_pooled, busiest_position, busiest_gradient):
@@ -227,7 +228,10 @@ def _(overlap_pooled, busiest_position, busiest_gradient):
         )
     if not np.allclose(pooled, expected_out):
         raise Wrong("in the pooled map, " + _first_wrong_window(pooled, expected_out, 3, 1))
-    position = tuple(_whole_number(p, "a coordinate") for p in answered(busiest_position, "the position"))
+    position = answered(busiest_position, "the position")
+    if not isinstance(position, (tuple, list)):
+        raise Wrong(f"give the position as (row, column); you gave {position!r}.")
+    position = tuple(_whole_number(p, "a coordinate") for p in position)
     top = tuple(int(v) for v in np.unravel_index(grad.argmax(), grad.shape))
     if len(position) != 2:
         raise Wrong(f"give the position as (row, column); you gave {len(position)} numbers.")

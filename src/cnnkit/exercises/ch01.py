@@ -1,5 +1,7 @@
 """Exercises of chapter 1, convolution (notebook 01-convolution)."""
 
+import numbers
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -8,6 +10,13 @@ from cnnkit import scratch
 from cnnkit.exercises import Wrong, answered, exercise
 
 NOTEBOOK = "01-convolution"
+
+
+def _whole_number(value, what: str) -> int:
+    """``value`` as an int, or :class:`Wrong` when it is not a whole number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
+        raise Wrong(f"{what} is {value!r}; it should be a whole number.")
+    return int(value)
 
 
 @exercise(
@@ -22,14 +31,23 @@ NOTEBOOK = "01-convolution"
     """,
     wrong=[
         "shape = (16, 14, 14)\nparams = 1216",
+        "shape = (16, 30, 30)\nparams = 1216",
         "shape = (16, 15, 15)\nparams = 16 * 3 * 5 * 5",
+        "shape = (16, 15, 15)\nparams = 16 * 5 * 5 + 16",
         "shape = (3, 15, 15)\nparams = 1216",
+        "shape = (1, 16, 15, 15)\nparams = 1216",
+        "shape = 16 * 15 * 15\nparams = 1216",
     ],
 )
 def _(shape, params):
     layer = nn.Conv2d(3, 16, kernel_size=5, stride=2, padding=1)
     expected = tuple(layer(torch.zeros(1, 3, 32, 32)).shape[1:])
-    shape = tuple(answered(shape, "the shape"))
+    shape = answered(shape, "the shape")
+    if not isinstance(shape, (tuple, list, torch.Size)):
+        raise Wrong(f"give the shape as a tuple (channels, height, width); you gave {shape!r}.")
+    shape = tuple(shape)
+    if len(shape) == 4:
+        raise Wrong("you gave 4 numbers: leave out the batch size and give (channels, height, width).")
     if len(shape) != 3:
         raise Wrong(
             f"give the shape of one output as (channels, height, width); you gave {len(shape)} numbers."
@@ -37,13 +55,23 @@ def _(shape, params):
     if shape[0] != expected[0]:
         raise Wrong(f"{shape[0]} channels: a convolution has one output channel per filter.")
     if shape[1:] != expected[1:]:
-        raise Wrong(
-            f"height and width {shape[1:]}: put size 32, kernel 5, stride 2 and padding 1 into "
-            "⌊(size + 2·padding − kernel) / stride⌋ + 1."
-        )
+        side = shape[1]
+        if side == scratch.conv_output_size(32, 5, stride=2):
+            why = "that is the size without padding: the padding adds 2·1 pixels to each side's length."
+        elif side == scratch.conv_output_size(32, 5, padding=1):
+            why = "that is the size with stride 1: stride 2 visits every second position."
+        else:
+            why = "put size 32, kernel 5, stride 2 and padding 1 into ⌊(size + 2·padding − kernel) / stride⌋ + 1."
+        raise Wrong(f"height and width {shape[1:]}: {why}")
+    params = _whole_number(answered(params, "the number of parameters"), "the number of parameters")
     n = sum(p.numel() for p in layer.parameters())
     if params == n - 16:
         raise Wrong(f"{params} counts the weights only; each of the 16 filters also has a bias.")
+    if params == 16 * 5 * 5 + 16:
+        raise Wrong(
+            f"{params} counts one 5×5 kernel per filter; a filter has one kernel per input "
+            "channel, 3 × 5 × 5 weights."
+        )
     if params != n:
         raise Wrong(f"{params} parameters: each filter has in_channels × 5 × 5 weights and one bias.")
 
@@ -58,14 +86,25 @@ def _(shape, params):
         padding_5x5 = 2
         padding_3x3_dilated = 2
     """,
-    wrong=["padding_5x5 = 2\npadding_3x3_dilated = 1", "padding_5x5 = 4\npadding_3x3_dilated = 2"],
+    wrong=[
+        "padding_5x5 = 2\npadding_3x3_dilated = 1",
+        "padding_5x5 = 4\npadding_3x3_dilated = 2",
+        "padding_5x5 = 2.5\npadding_3x3_dilated = 2",
+        "padding_5x5 = -2\npadding_3x3_dilated = 2",
+    ],
 )
 def _(padding_5x5, padding_3x3_dilated):
     for padding, k, d in ((padding_5x5, 5, 1), (padding_3x3_dilated, 3, 2)):
-        out = scratch.conv_output_size(28, k, padding=int(answered(padding)), dilation=d)
+        what = f"a {k}×{k} kernel" + (f" with dilation {d}" if d > 1 else "")
+        padding = _whole_number(answered(padding), f"the padding for {what}")
+        if padding < 0:
+            raise Wrong(f"the padding for {what} is {padding}: padding adds zeros, so it is 0 or more.")
+        out = scratch.conv_output_size(28, k, padding=padding, dilation=d)
         if out != 28:
-            what = f"a {k}×{k} kernel" + (f" with dilation {d}" if d > 1 else "")
-            raise Wrong(f"with padding {padding}, {what} turns 28 pixels into {out}.")
+            raise Wrong(
+                f"with padding {padding}, {what} turns 28 pixels into {out}; each extra unit of "
+                "padding adds 2 pixels to the output."
+            )
 
 
 @exercise(
@@ -75,14 +114,30 @@ def _(padding_5x5, padding_3x3_dilated):
     hint="flip the kernel to [0.5, 1, 0] and slide it over the signal padded with two zeros on "
     "each side; the result has 3 + 3 − 1 = 5 values.",
     solution="full = [0, 1, 2.5, 4, 1.5]",
-    wrong=["full = [0, 1, 2.5, 4]", "full = [0.5, 2, 3.5, 3, 0]", "full = [1.5, 4, 2.5, 1, 0]"],
+    wrong=[
+        "full = [0, 1, 2.5, 4]",
+        "full = [2.5]",
+        "full = [1, 2.5, 4]",
+        "full = [0.5, 2, 3.5, 3, 0]",
+        "full = [1.5, 4, 2.5, 1, 0]",
+        "full = [0, 1, 2.5, 4, 1]",
+    ],
 )
 def _(full):
-    full = np.asarray(answered(full), dtype=float)
-    expected = np.convolve([1, 2, 3], [0, 1, 0.5])
+    full = np.asarray(answered(full), dtype=float).ravel()
+    signal, kernel = [1, 2, 3], [0, 1, 0.5]
+    expected = np.convolve(signal, kernel)
     if full.shape != expected.shape:
+        valid, same = (np.convolve(signal, kernel, mode=m) for m in ("valid", "same"))
+        if full.shape == valid.shape and np.allclose(full, valid):
+            raise Wrong(
+                "that is the one position where the kernel fits inside the signal; the full "
+                "convolution also counts the positions where it hangs over the ends (5 values)."
+            )
+        if full.shape == same.shape and np.allclose(full, same):
+            raise Wrong("those are the middle 3 values; the full convolution has 3 + 3 − 1 = 5.")
         raise Wrong(f"{full.size} values: a full convolution of 3 values with 3 values has 3 + 3 − 1 = 5.")
-    if np.allclose(full, np.correlate([1, 2, 3], [0, 1, 0.5], mode="full")):
+    if np.allclose(full, np.correlate(signal, kernel, mode="full")):
         raise Wrong("that is the cross-correlation: a convolution flips the kernel before sliding it.")
     if np.allclose(full, expected[::-1]):
         raise Wrong("the values are right but reversed: y[0] = x[0]·h[0] comes first.")
@@ -107,6 +162,8 @@ def _(full):
         "kernel = np.ones((3, 3))",
         "kernel = np.array([[1, 1, 1], [2, 2, 2], [1, 1, 1]])",
         "kernel = np.zeros((5, 5))",
+        "kernel = np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]])  # Sobel y",
+        "kernel = np.array([[1, 1, 1], [-2, -2, -2], [1, 1, 1]])",
     ],
 )
 def _(kernel):
@@ -116,12 +173,26 @@ def _(kernel):
     if not np.allclose(scratch.conv2d(np.ones((5, 5)), kernel), 0):
         raise Wrong(f"on a flat patch it answers {kernel.sum():g}, not 0: make the weights sum to 0.")
     line = np.zeros((9, 9))
-    line[4, :] = 1.0
-    on_horizontal = scratch.conv2d(line, kernel).max()
-    on_vertical = scratch.conv2d(line.T, kernel).max()
-    if on_horizontal <= 0 or on_horizontal < 2 * max(on_vertical, 0):
+    line[4, :] = 1.0  # a horizontal stroke along row 4
+    # with padding 1, output (r, c) is centred on pixel (r, c); the ends of the line are left out
+    on_horizontal = scratch.conv2d(line, kernel, padding=1)[:, 1:-1]
+    on_vertical = scratch.conv2d(line.T, kernel, padding=1)[1:-1, :].max()
+    best = on_horizontal.max()
+    if best <= 0 or best < 2 * max(on_vertical, 0):
         raise Wrong(
-            f"its strongest response is {on_horizontal:g} to a horizontal line and {on_vertical:g} "
+            f"its strongest response is {best:g} to a horizontal line and {on_vertical:g} "
             "to a vertical one; the horizontal line should win by at least a factor of 2."
         )
-    return f"(horizontal line {on_horizontal:g}, vertical line {on_vertical:g})"
+    if on_horizontal[4].max() < 0:
+        raise Wrong(
+            f"centred on the line it answers {on_horizontal[4].max():g}: it is negative where the "
+            "stroke is and positive next to it. Swap the signs."
+        )
+    rows = sorted({int(r) for r in np.flatnonzero(np.isclose(on_horizontal.max(axis=1), best))})
+    if rows != [4]:
+        raise Wrong(
+            f"its strongest response to the line on row 4 is on row(s) {rows}, next to the line "
+            "rather than on it: it finds the edges of the stroke (as Sobel y does), not the stroke. "
+            "Make the weights of the middle row positive and those of the rows around it negative."
+        )
+    return f"(horizontal line {best:g}, vertical line {on_vertical:g})"

@@ -1,1 +1,398 @@
-"""Exercises of the notebook 02-pooling."""
+"""Exercises of chapter 2, pooling (notebook 02-pooling)."""
+
+import numbers
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnkit import scratch
+from cnnkit.exercises import Wrong, answered, exercise
+
+NOTEBOOK = "02-pooling"
+
+#: The map of exercises 2.1 and 2.3.
+EXERCISE_MAP = np.array([[2, 0, 1, 4], [5, 3, 8, 1], [0, 1, 2, 2], [9, 4, 3, 6]], dtype=float)
+#: The worked example of the chapter (exercise 2.4).
+WORKED_MAP = np.array([[1, 3, 2, 1], [4, 6, 5, 0], [3, 1, 1, 2], [0, 2, 4, 7]], dtype=float)
+
+
+def _array(value, what: str) -> np.ndarray:
+    """``value`` as a float array, or :class:`Wrong` when it is not a table of numbers."""
+    try:
+        return np.asarray(answered(value, what), dtype=float)
+    except (TypeError, ValueError):
+        raise Wrong(f"{what} should be a table of numbers, as a list of rows; got {value!r}.") from None
+
+
+def _whole_number(value, what: str) -> int:
+    value = answered(value, what)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
+        raise Wrong(f"{what} is {value!r}; it should be a whole number.")
+    return int(value)
+
+
+def _first_wrong_window(answer: np.ndarray, expected: np.ndarray, k: int, stride: int) -> str:
+    i, j = (int(v) for v in np.argwhere(~np.isclose(answer, expected))[0])
+    return (
+        f"output ({i}, {j}) is off; its window covers rows {i * stride}–{i * stride + k - 1} and "
+        f"columns {j * stride}–{j * stride + k - 1} of the map."
+    )
+
+
+@exercise(
+    "2.1",
+    NOTEBOOK,
+    "pooling by hand",
+    hint="the four 2×2 windows are the four quadrants of the map; max pooling keeps the largest "
+    "value of each, average pooling adds the four values and divides by 4.",
+    solution="""
+        max_answer = [[5, 8], [9, 6]]
+        avg_answer = [[2.5, 3.5], [3.5, 3.25]]
+    """,
+    wrong=[
+        "max_answer = [[5, 8], [9, 6]]\navg_answer = [[10, 14], [14, 13]]",
+        "max_answer = [[2.5, 3.5], [3.5, 3.25]]\navg_answer = [[2.5, 3.5], [3.5, 3.25]]",
+        "max_answer = [[5, 9], [8, 6]]\navg_answer = [[2.5, 3.5], [3.5, 3.25]]",
+        "max_answer = [[5, 8], [9, 6]]\navg_answer = [[2.5, 3.5], [3.5, 3.5]]",
+        "max_answer = [[5, 8, 8], [5, 8, 8], [9, 4, 6]]\navg_answer = [[2.5, 3.5], [3.5, 3.25]]",
+        "max_answer = [[0, 1], [0, 2]]\navg_answer = [[2.5, 3.5], [3.5, 3.25]]",
+    ],
+)
+def _(max_answer, avg_answer):
+    t = torch.tensor(EXERCISE_MAP)[None, None]
+    expected_max = F.max_pool2d(t, 2)[0, 0].numpy()
+    expected_avg = F.avg_pool2d(t, 2)[0, 0].numpy()
+    for answer, expected, name in ((max_answer, expected_max, "max"), (avg_answer, expected_avg, "average")):
+        answer = _array(answer, f"the {name}-pooled map")
+        if answer.shape != (2, 2):
+            raise Wrong(
+                f"your {name}-pooled map has shape {answer.shape}; 2×2 windows with stride 2 turn a "
+                "4×4 map into 2×2 (one number per window, the windows do not overlap)."
+            )
+        if np.allclose(answer, expected):
+            continue
+        if np.allclose(answer, expected.T):
+            raise Wrong(f"your {name}-pooled map has rows and columns swapped: write it row by row.")
+        if name == "max" and np.allclose(answer, expected_avg):
+            raise Wrong("your max-pooled map holds the averages: max pooling keeps the largest value.")
+        if name == "max" and np.allclose(answer, -F.max_pool2d(-t, 2)[0, 0].numpy()):
+            raise Wrong("your max-pooled map holds the smallest value of each window, not the largest.")
+        if name == "average" and np.allclose(answer, 4 * expected):
+            raise Wrong("your average-pooled map holds the sums of the windows: divide each by 4.")
+        if name == "average" and np.allclose(answer, expected_max):
+            raise Wrong("your average-pooled map holds the maxima: average pooling takes the mean.")
+        raise Wrong(f"in your {name}-pooled map, " + _first_wrong_window(answer, expected, 2, 2))
+
+
+@exercise(
+    "2.2",
+    NOTEBOOK,
+    "overlapping windows",
+    hint="the size is ⌊(24 − 3) / 2⌋ + 1; then find the row where the last window ends.",
+    solution="""
+        pooled_size = 11
+        never_used = 24 * 24 - 23 * 23
+    """,
+    wrong=[
+        "pooled_size = 12\nnever_used = 47",
+        "pooled_size = 10\nnever_used = 47",
+        "pooled_size = 22\nnever_used = 47",
+        "pooled_size = 8\nnever_used = 47",
+        "pooled_size = 11\nnever_used = 48",
+        "pooled_size = 11\nnever_used = 24",
+        "pooled_size = 11\nnever_used = 0",
+    ],
+)
+def _(pooled_size, never_used):
+    size, k, stride = 24, 3, 2
+    expected_size = scratch.pool_output_size(size, k, stride)
+    pooled_size = _whole_number(pooled_size, "the pooled size")
+    if pooled_size != expected_size:
+        if pooled_size == (size - k) // stride:
+            why = "you left out the + 1, which counts the window at the start."
+        elif pooled_size == scratch.pool_output_size(size, k, 1):
+            why = "that is the size for stride 1; with stride 2 the window moves 2 pixels at a time."
+        elif pooled_size == scratch.pool_output_size(size, k):
+            why = "that is the size for stride 3 (windows that do not overlap); here the stride is 2."
+        elif pooled_size == -(-(size - k) // stride) + 1:
+            why = "you rounded up; the floor drops a last window that would hang over the border."
+        else:
+            why = "put size 24, window 3 and stride 2 into ⌊(size − window) / stride⌋ + 1."
+        raise Wrong(f"{pooled_size} windows along each side: {why}")
+    covered = np.zeros((size, size), dtype=bool)
+    for i in range(expected_size):
+        for j in range(expected_size):
+            covered[i * stride : i * stride + k, j * stride : j * stride + k] = True
+    expected_unused = int((~covered).sum())
+    never_used = _whole_number(never_used, "the number of inputs never used")
+    if never_used == expected_unused:
+        return None
+    if never_used == 0:
+        raise Wrong("some inputs are never used: where does the last window start, and where does it end?")
+    if never_used == 2 * size:
+        raise Wrong(
+            f"{never_used} counts the pixel at (23, 23) twice: it is in the last row and in the last column."
+        )
+    if never_used == size:
+        raise Wrong(
+            f"{never_used} is one row (or one column); both the last row and the last column are left out."
+        )
+    raise Wrong(
+        f"{never_used} inputs: the last window starts at row {stride * (expected_size - 1)}; which "
+        "rows and columns does no window reach?"
+    )
+
+
+@exercise(
+    "2.3",
+    NOTEBOOK,
+    "follow the gradient",
+    hint="each 2×2 window sends its upstream gradient to the input that was its maximum; every "
+    "other input gets 0.",
+    solution="""
+        grad_input = [[0, 0, 0, 0],
+                      [1, 0, 2, 0],
+                      [0, 0, 0, 0],
+                      [3, 0, 0, 4]]
+    """,
+    wrong=[
+        "grad_input = [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]",
+        "grad_input = [[0.25, 0.25, 0.5, 0.5], [0.25, 0.25, 0.5, 0.5], [0.75, 0.75, 1, 1], [0.75, 0.75, 1, 1]]",
+        "grad_input = [[0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 1]]",
+        "grad_input = [[0, 0, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0], [0, 3, 0, 4]]",
+        "grad_input = [[1, 2], [3, 4]]",
+    ],
+)
+def _(grad_input):
+    upstream = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    x = torch.tensor(EXERCISE_MAP)[None, None].requires_grad_()
+    F.max_pool2d(x, 2).backward(upstream[None, None])
+    expected = x.grad[0, 0].numpy()
+    grad_input = _array(grad_input, "the gradient")
+    if grad_input.shape != (4, 4):
+        raise Wrong(
+            f"the gradient has shape {grad_input.shape}; it has one value per input of the pooling, 4×4."
+        )
+    if np.allclose(grad_input, expected):
+        return None
+    spread = np.kron(upstream.numpy(), np.ones((2, 2)))
+    if np.allclose(grad_input, spread):
+        raise Wrong(
+            "you gave every input of a window its gradient; max pooling sends it to the maximum only."
+        )
+    if np.allclose(grad_input, spread / 4):
+        raise Wrong("that is the gradient of average pooling; max pooling sends it to the maximum only.")
+    if np.array_equal(grad_input != 0, expected != 0):
+        raise Wrong(
+            "the positions are right; each maximum gets its own window's upstream gradient (1, 2, 3 or 4)."
+        )
+    r, c = (int(v) for v in np.argwhere(~np.isclose(grad_input, expected))[0])
+    raise Wrong(
+        f"the value at row {r}, column {c} is off; find the maximum of the 2×2 window that contains "
+        "it: only that input gets the window's gradient."
+    )
+
+
+@exercise(
+    "2.4",
+    NOTEBOOK,
+    "where gradients pile up",
+    hint="3×3 windows with stride 1 on a 4×4 map start at rows 0 and 1 and at columns 0 and 1; "
+    "an input collects one gradient from each window whose maximum it is.",
+    solution="""
+        overlap_pooled = [[6, 6], [6, 7]]
+        busiest_position = (1, 1)
+        busiest_gradient = 3
+    """,
+    wrong=[
+        "overlap_pooled = [[6, 5], [3, 7]]\nbusiest_position = (1, 1)\nbusiest_gradient = 3",
+        "overlap_pooled = [[6, 6], [6, 6]]\nbusiest_position = (1, 1)\nbusiest_gradient = 3",
+        "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = (2, 2)\nbusiest_gradient = 3",
+        "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = (3, 3)\nbusiest_gradient = 1",
+        "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = (1, 1)\nbusiest_gradient = 4",
+        "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = (1, 1)\nbusiest_gradient = 1",
+        "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = 5\nbusiest_gradient = 3",
+    ],
+)
+def _(overlap_pooled, busiest_position, busiest_gradient):
+    x = torch.tensor(WORKED_MAP)[None, None].requires_grad_()
+    out = F.max_pool2d(x, 3, stride=1)
+    out.sum().backward()
+    expected_out, grad = out[0, 0].detach().numpy(), x.grad[0, 0].numpy()
+    pooled = _array(overlap_pooled, "the pooled map")
+    if pooled.shape != expected_out.shape:
+        raise Wrong(
+            f"the pooled map has shape {pooled.shape}; with 3×3 windows and stride 1 a 4×4 map "
+            "gives ⌊(4 − 3) / 1⌋ + 1 = 2 windows along each side."
+        )
+    if not np.allclose(pooled, expected_out):
+        raise Wrong("in the pooled map, " + _first_wrong_window(pooled, expected_out, 3, 1))
+    position = answered(busiest_position, "the position")
+    if not isinstance(position, (tuple, list)):
+        raise Wrong(f"give the position as (row, column); you gave {position!r}.")
+    position = tuple(_whole_number(p, "a coordinate") for p in position)
+    top = tuple(int(v) for v in np.unravel_index(grad.argmax(), grad.shape))
+    if len(position) != 2:
+        raise Wrong(f"give the position as (row, column); you gave {len(position)} numbers.")
+    if position != top:
+        if position == (top[0] + 1, top[1] + 1):
+            raise Wrong(f"{position}: count rows and columns from 0, as NumPy and PyTorch do.")
+        if all(0 <= p < 4 for p in position):
+            n = int(grad[position])
+            raise Wrong(
+                f"the input at {position} is the maximum of {n} window{'s' if n != 1 else ''}; "
+                "another input is the maximum of more."
+            )
+        raise Wrong(f"{position} is outside the 4×4 map.")
+    gradient = _whole_number(busiest_gradient, "the gradient")
+    if gradient != grad.max():
+        raise Wrong(
+            f"{gradient}: count the windows whose maximum is the value at {position}; each sends it "
+            "its upstream gradient of 1."
+        )
+
+
+@exercise(
+    "2.5",
+    NOTEBOOK,
+    "the receptive field of a third block",
+    hint="after block 2 a unit sees r = 16 pixels and neighbouring units are j = 4 pixels apart; "
+    "a layer with kernel k and stride s gives r + (k − 1)·j and j·s.",
+    solution="""
+        field_conv3 = 16 + (3 - 1) * 4
+        field_pool3 = field_conv3 + (2 - 1) * 4
+    """,
+    wrong=[
+        "field_conv3 = 18\nfield_pool3 = 19",
+        "field_conv3 = 20\nfield_pool3 = 22",
+        "field_conv3 = 24\nfield_pool3 = 32",
+        "field_conv3 = 24\nfield_pool3 = 48",
+        "field_conv3 = 19\nfield_pool3 = 28",
+    ],
+)
+def _(field_conv3, field_pool3):
+    # the Simple CNN's layers as (kernel, stride), then the new block: conv3 3×3, pool3 2×2
+    field, jump, fields = 1, 1, []
+    for k, s in ((5, 1), (2, 2), (5, 1), (2, 2), (3, 1), (2, 2)):
+        field, jump = field + (k - 1) * jump, jump * s
+        fields.append(field)
+    fields = dict(zip(("conv1", "pool1", "conv2", "pool2", "conv3", "pool3"), fields))
+    conv3 = _whole_number(field_conv3, "the receptive field after conv3")
+    if conv3 != fields["conv3"]:
+        if conv3 == fields["pool2"] + 2:
+            why = (
+                "you added k − 1 = 2 pixels, but neighbouring units after two poolings are 4 pixels "
+                "apart in the image: each extra step of the kernel adds 4 pixels."
+            )
+        elif conv3 == fields["pool2"] + 2 * 2:
+            why = "the jump after pool2 is 4, not 2: each 2×2 pooling with stride 2 doubles it."
+        else:
+            why = "use r_out = r_in + (k − 1)·j_in with r_in = 16, k = 3 and j_in = 4."
+        raise Wrong(f"{conv3} pixels after conv3: {why}")
+    pool3 = _whole_number(field_pool3, "the receptive field after pool3")
+    if pool3 != fields["pool3"]:
+        if pool3 == conv3 * 2:
+            why = "pooling does not multiply the field by its stride; it adds (k − 1)·j_in pixels."
+        elif pool3 == conv3 + (2 - 1) * 8:
+            why = (
+                "you used the jump after pool3 (8); the pooling's window steps over units of the "
+                "layer below it, which are j_in = 4 pixels apart."
+            )
+        elif pool3 == conv3 + 1:
+            why = "the two units in a 2×2 window are 4 pixels apart in the image, not 1."
+        else:
+            why = f"use r_out = r_in + (k − 1)·j_in with r_in = {fields['conv3']}, k = 2 and j_in = 4."
+        raise Wrong(f"{pool3} pixels after pool3: {why}")
+    return "A unit after pool3 would see the whole 28×28 digit."
+
+
+@exercise(
+    "2.6",
+    NOTEBOOK,
+    "the gradient of average pooling",
+    kind="code",
+    hint="every input of a k×k window receives 1/k² of that window's upstream gradient; "
+    "np.repeat (or np.kron with np.ones((k, k))) copies each value into a k×k block.",
+    solution="""
+        def avg_pool_backward(grad_out, k):
+            grad_out = np.asarray(grad_out, dtype=float)
+            block = np.repeat(np.repeat(grad_out, k, axis=0), k, axis=1)
+            return block / k**2
+    """,
+    wrong=[
+        """
+        def avg_pool_backward(grad_out, k):
+            return np.kron(grad_out, np.ones((k, k)))
+        """,
+        """
+        def avg_pool_backward(grad_out, k):
+            return np.kron(grad_out, np.ones((k, k))) / k
+        """,
+        """
+        def avg_pool_backward(grad_out, k):
+            return np.kron(grad_out, np.ones((k, k))) / 4
+        """,
+        """
+        def avg_pool_backward(grad_out, k):
+            grad = np.zeros((len(grad_out) * k, len(grad_out[0]) * k))
+            grad[::k, ::k] = grad_out
+            return grad
+        """,
+        """
+        def avg_pool_backward(grad_out, k):
+            return np.asarray(grad_out) / k**2
+        """,
+        """
+        def avg_pool_backward(grad_out, k):
+            return np.tile(grad_out, (k, k)) / k**2
+        """,
+        """
+        def avg_pool_backward(grad_out, k):
+            return grad_out[0][0] / k**2
+        """,
+    ],
+)
+def _(avg_pool_backward):
+    if not callable(avg_pool_backward):
+        raise Wrong(
+            f"avg_pool_backward should be a function (def avg_pool_backward(grad_out, k): ...), got {avg_pool_backward!r}."
+        )
+    rng = np.random.default_rng(2)
+    for k in (2, 3):
+        upstream = rng.normal(size=(3, 4)).round(2)
+        x = torch.zeros(1, 1, 3 * k, 4 * k, dtype=torch.float64, requires_grad=True)
+        F.avg_pool2d(x, k).backward(torch.tensor(upstream)[None, None])
+        expected = x.grad[0, 0].numpy()
+        try:
+            result = answered(avg_pool_backward(upstream.copy(), k), "what your function returns")
+            result = np.asarray(result, dtype=float)
+        except (TypeError, ValueError, IndexError, AttributeError, ArithmeticError, NameError) as err:
+            raise Wrong(
+                f"with k = {k} and a 3×4 upstream gradient your function raised {type(err).__name__}: {err}"
+            ) from None
+        if result.shape != expected.shape:
+            raise Wrong(
+                f"with k = {k} and a 3×4 upstream gradient it returns shape {result.shape}; the gradient "
+                f"has the input's shape, {expected.shape[0]}×{expected.shape[1]} (k times taller and wider)."
+            )
+        if np.allclose(result, expected):
+            continue
+        scale = float((result * expected).sum() / (expected * expected).sum())
+        if np.allclose(result, expected * scale):
+            if k == 3 and np.isclose(scale, 9 / 4):
+                raise Wrong("right for k = 2 but not for k = 3: divide by k², not by 4.")
+            raise Wrong(
+                f"with k = {k} the values are {scale:.3g} times too large: each input gets 1/k² = "
+                f"1/{k * k} of its window's gradient."
+            )
+        if np.count_nonzero(result) <= upstream.size:
+            raise Wrong(
+                "only one input per window gets gradient (that is how max pooling routes it); average "
+                "pooling spreads each window's gradient over all k×k inputs."
+            )
+        raise Wrong(
+            f"with k = {k} the gradient is wrong: input (r, c) belongs to window (r // k, c // k) "
+            "and receives that window's upstream gradient divided by k²."
+        )
+    return "It matches PyTorch's autograd for k = 2 and k = 3."

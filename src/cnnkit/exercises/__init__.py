@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import numbers
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,6 +110,26 @@ def answered(value, what: str = "your answer"):
     if value is ... or value is None:
         raise NotAnswered(f"{what} is still empty")
     return value
+
+
+def whole_number(value, what: str = "your answer") -> int:
+    """``value`` as an int; :class:`NotAnswered` for the placeholder, :class:`Wrong` when it is
+    not a whole number (2.5, "2", True)."""
+    value = answered(value, what)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
+        raise Wrong(f"{what} is {value!r}; it should be a whole number.")
+    return int(value)
+
+
+def number_array(value, what: str = "your answer"):
+    """``value`` as a NumPy float array; :class:`NotAnswered` for the placeholder,
+    :class:`Wrong` when it is not a table of numbers."""
+    import numpy as np
+
+    try:
+        return np.asarray(answered(value, what), dtype=float)
+    except (TypeError, ValueError):
+        raise Wrong(f"{what} should be numbers (a list, or a list of rows); got {value!r}.") from None
 
 
 def status(key: str, *answers, **named) -> tuple[str, str]:

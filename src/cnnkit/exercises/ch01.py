@@ -1,22 +1,13 @@
 """Exercises of chapter 1, convolution (notebook 01-convolution)."""
 
-import numbers
-
 import numpy as np
 import torch
 import torch.nn as nn
 
 from cnnkit import scratch
-from cnnkit.exercises import Wrong, answered, exercise
+from cnnkit.exercises import Wrong, answered, exercise, whole_number
 
 NOTEBOOK = "01-convolution"
-
-
-def _whole_number(value, what: str) -> int:
-    """``value`` as an int, or :class:`Wrong` when it is not a whole number."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
-        raise Wrong(f"{what} is {value!r}; it should be a whole number.")
-    return int(value)
 
 
 @exercise(
@@ -63,7 +54,7 @@ def _(shape, params):
         else:
             why = "put size 32, kernel 5, stride 2 and padding 1 into ⌊(size + 2·padding − kernel) / stride⌋ + 1."
         raise Wrong(f"height and width {shape[1:]}: {why}")
-    params = _whole_number(answered(params, "the number of parameters"), "the number of parameters")
+    params = whole_number(answered(params, "the number of parameters"), "the number of parameters")
     n = sum(p.numel() for p in layer.parameters())
     if params == n - 16:
         raise Wrong(f"{params} counts the weights only; each of the 16 filters also has a bias.")
@@ -96,7 +87,7 @@ def _(shape, params):
 def _(padding_5x5, padding_3x3_dilated):
     for padding, k, d in ((padding_5x5, 5, 1), (padding_3x3_dilated, 3, 2)):
         what = f"a {k}×{k} kernel" + (f" with dilation {d}" if d > 1 else "")
-        padding = _whole_number(answered(padding), f"the padding for {what}")
+        padding = whole_number(answered(padding), f"the padding for {what}")
         if padding < 0:
             raise Wrong(f"the padding for {what} is {padding}: padding adds zeros, so it is 0 or more.")
         out = scratch.conv_output_size(28, k, padding=padding, dilation=d)

@@ -1,13 +1,11 @@
 """Exercises of chapter 2, pooling (notebook 02-pooling)."""
 
-import numbers
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from cnnkit import scratch
-from cnnkit.exercises import Wrong, answered, exercise
+from cnnkit.exercises import Wrong, answered, exercise, number_array, whole_number
 
 NOTEBOOK = "02-pooling"
 
@@ -15,21 +13,6 @@ NOTEBOOK = "02-pooling"
 EXERCISE_MAP = np.array([[2, 0, 1, 4], [5, 3, 8, 1], [0, 1, 2, 2], [9, 4, 3, 6]], dtype=float)
 #: The worked example of the chapter (exercise 2.4).
 WORKED_MAP = np.array([[1, 3, 2, 1], [4, 6, 5, 0], [3, 1, 1, 2], [0, 2, 4, 7]], dtype=float)
-
-
-def _array(value, what: str) -> np.ndarray:
-    """``value`` as a float array, or :class:`Wrong` when it is not a table of numbers."""
-    try:
-        return np.asarray(answered(value, what), dtype=float)
-    except (TypeError, ValueError):
-        raise Wrong(f"{what} should be a table of numbers, as a list of rows; got {value!r}.") from None
-
-
-def _whole_number(value, what: str) -> int:
-    value = answered(value, what)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
-        raise Wrong(f"{what} is {value!r}; it should be a whole number.")
-    return int(value)
 
 
 def _first_wrong_window(answer: np.ndarray, expected: np.ndarray, k: int, stride: int) -> str:
@@ -64,7 +47,7 @@ def _(max_answer, avg_answer):
     expected_max = F.max_pool2d(t, 2)[0, 0].numpy()
     expected_avg = F.avg_pool2d(t, 2)[0, 0].numpy()
     for answer, expected, name in ((max_answer, expected_max, "max"), (avg_answer, expected_avg, "average")):
-        answer = _array(answer, f"the {name}-pooled map")
+        answer = number_array(answer, f"the {name}-pooled map")
         if answer.shape != (2, 2):
             raise Wrong(
                 f"your {name}-pooled map has shape {answer.shape}; 2×2 windows with stride 2 turn a "
@@ -107,7 +90,7 @@ def _(max_answer, avg_answer):
 def _(pooled_size, never_used):
     size, k, stride = 24, 3, 2
     expected_size = scratch.pool_output_size(size, k, stride)
-    pooled_size = _whole_number(pooled_size, "the pooled size")
+    pooled_size = whole_number(pooled_size, "the pooled size")
     if pooled_size != expected_size:
         if pooled_size == (size - k) // stride:
             why = "you left out the + 1, which counts the window at the start."
@@ -125,7 +108,7 @@ def _(pooled_size, never_used):
         for j in range(expected_size):
             covered[i * stride : i * stride + k, j * stride : j * stride + k] = True
     expected_unused = int((~covered).sum())
-    never_used = _whole_number(never_used, "the number of inputs never used")
+    never_used = whole_number(never_used, "the number of inputs never used")
     if never_used == expected_unused:
         return None
     if never_used == 0:
@@ -169,7 +152,7 @@ def _(grad_input):
     x = torch.tensor(EXERCISE_MAP)[None, None].requires_grad_()
     F.max_pool2d(x, 2).backward(upstream[None, None])
     expected = x.grad[0, 0].numpy()
-    grad_input = _array(grad_input, "the gradient")
+    grad_input = number_array(grad_input, "the gradient")
     if grad_input.shape != (4, 4):
         raise Wrong(
             f"the gradient has shape {grad_input.shape}; it has one value per input of the pooling, 4×4."
@@ -220,7 +203,7 @@ def _(overlap_pooled, busiest_position, busiest_gradient):
     out = F.max_pool2d(x, 3, stride=1)
     out.sum().backward()
     expected_out, grad = out[0, 0].detach().numpy(), x.grad[0, 0].numpy()
-    pooled = _array(overlap_pooled, "the pooled map")
+    pooled = number_array(overlap_pooled, "the pooled map")
     if pooled.shape != expected_out.shape:
         raise Wrong(
             f"the pooled map has shape {pooled.shape}; with 3×3 windows and stride 1 a 4×4 map "
@@ -231,7 +214,7 @@ def _(overlap_pooled, busiest_position, busiest_gradient):
     position = answered(busiest_position, "the position")
     if not isinstance(position, (tuple, list)):
         raise Wrong(f"give the position as (row, column); you gave {position!r}.")
-    position = tuple(_whole_number(p, "a coordinate") for p in position)
+    position = tuple(whole_number(p, "a coordinate") for p in position)
     top = tuple(int(v) for v in np.unravel_index(grad.argmax(), grad.shape))
     if len(position) != 2:
         raise Wrong(f"give the position as (row, column); you gave {len(position)} numbers.")
@@ -245,7 +228,7 @@ def _(overlap_pooled, busiest_position, busiest_gradient):
                 "another input is the maximum of more."
             )
         raise Wrong(f"{position} is outside the 4×4 map.")
-    gradient = _whole_number(busiest_gradient, "the gradient")
+    gradient = whole_number(busiest_gradient, "the gradient")
     if gradient != grad.max():
         raise Wrong(
             f"{gradient}: count the windows whose maximum is the value at {position}; each sends it "
@@ -278,7 +261,7 @@ def _(field_conv3, field_pool3):
         field, jump = field + (k - 1) * jump, jump * s
         fields.append(field)
     fields = dict(zip(("conv1", "pool1", "conv2", "pool2", "conv3", "pool3"), fields))
-    conv3 = _whole_number(field_conv3, "the receptive field after conv3")
+    conv3 = whole_number(field_conv3, "the receptive field after conv3")
     if conv3 != fields["conv3"]:
         if conv3 == fields["pool2"] + 2:
             why = (
@@ -290,7 +273,7 @@ def _(field_conv3, field_pool3):
         else:
             why = "use r_out = r_in + (k − 1)·j_in with r_in = 16, k = 3 and j_in = 4."
         raise Wrong(f"{conv3} pixels after conv3: {why}")
-    pool3 = _whole_number(field_pool3, "the receptive field after pool3")
+    pool3 = whole_number(field_pool3, "the receptive field after pool3")
     if pool3 != fields["pool3"]:
         if pool3 == conv3 * 2:
             why = "pooling does not multiply the field by its stride; it adds (k − 1)·j_in pixels."

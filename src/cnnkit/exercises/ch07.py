@@ -10,7 +10,7 @@ import math
 import torch
 import torch.nn as nn
 
-from cnnkit.exercises import Wrong, answered, exercise
+from cnnkit.exercises import Wrong, answered, exercise, whole_number
 
 NOTEBOOK = "07-simple-cnn-mnist"
 
@@ -39,7 +39,7 @@ def _(flat_size, fc1_params):
     )
     with torch.no_grad():
         expected = features(torch.zeros(1, 1, 28, 28)).numel()
-    flat_size = int(answered(flat_size, "flat_size"))
+    flat_size = whole_number(flat_size, "flat_size")
     if flat_size == 64 * 4 * 4:
         raise Wrong(
             "1024 is the Simple CNN without padding; with padding 2 each 5×5 convolution keeps "
@@ -51,7 +51,7 @@ def _(flat_size, fc1_params):
         raise Wrong(f"{flat_size} = 32 × {flat_size // 32}: conv2 has 64 output channels, not 32.")
     if flat_size != expected:
         raise Wrong(f"{flat_size} values: flatten gives channels × height × width of conv2's pooled output.")
-    params = int(answered(fc1_params, "fc1_params"))
+    params = whole_number(fc1_params, "fc1_params")
     if params == flat_size * 512:
         raise Wrong(f"{params} counts the weights only; each of the 512 units also has a bias.")
     if params != flat_size * 512 + 512:
@@ -59,7 +59,7 @@ def _(flat_size, fc1_params):
             f"{params} parameters: a linear layer from {flat_size} inputs to 512 units has one "
             "weight for every (input, unit) pair plus 512 biases."
         )
-    return f"(fc1 alone would be {params / (64 * 4 * 4 * 512 + 512):.1f} times the Simple CNN's fc1)"
+    return f"(fc1 would hold {params / (64 * 4 * 4 * 512 + 512):.1f} times as many parameters as without padding)"
 
 
 @exercise(
@@ -84,7 +84,7 @@ def _(flat_size, fc1_params):
 def _(start_loss_100, start_loss_2):
     for value, k in ((start_loss_100, 100), (start_loss_2, 2)):
         value = float(answered(value, f"the loss for {k} classes"))
-        if math.isclose(value, math.log(k), rel_tol=1e-3):
+        if math.isclose(value, math.log(k), rel_tol=5e-3):  # 4.6 and 0.69 are right too
             continue
         if math.isclose(value, math.log10(k), rel_tol=1e-3):
             raise Wrong(

@@ -1,1 +1,411 @@
-"""Exercises of the notebook 07-simple-cnn-mnist."""
+"""Exercises of chapter 7, the Simple CNN on MNIST (notebook 07-simple-cnn-mnist).
+
+The two code exercises run the reader's loop on a tiny network and tiny random batches, so a
+check takes milliseconds; they compare with reference loops, including the usual mistakes, to
+say which mistake was made.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+
+from cnnkit.exercises import Wrong, answered, exercise, whole_number
+
+NOTEBOOK = "07-simple-cnn-mnist"
+
+
+@exercise(
+    "7.1",
+    NOTEBOOK,
+    "sizes with 'same' padding",
+    hint="with padding 2 a 5×5 convolution keeps 28×28; each 2×2 pooling halves the size; fc1 has "
+    "one weight per input and unit, plus one bias per unit.",
+    solution="""
+        flat_size = 64 * 7 * 7
+        fc1_params = flat_size * 512 + 512
+    """,
+    wrong=[
+        "flat_size = 1024\nfc1_params = 1024 * 512 + 512",
+        "flat_size = 64 * 14 * 14\nfc1_params = flat_size * 512 + 512",
+        "flat_size = 32 * 7 * 7\nfc1_params = flat_size * 512 + 512",
+        "flat_size = 64 * 7 * 7\nfc1_params = flat_size * 512",
+        "flat_size = 64 * 7 * 7\nfc1_params = flat_size + 512",
+    ],
+)
+def _(flat_size, fc1_params):
+    features = nn.Sequential(
+        nn.Conv2d(1, 32, 5, padding=2), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5, padding=2), nn.MaxPool2d(2)
+    )
+    with torch.no_grad():
+        expected = features(torch.zeros(1, 1, 28, 28)).numel()
+    flat_size = whole_number(flat_size, "flat_size")
+    if flat_size == 64 * 4 * 4:
+        raise Wrong(
+            "1024 is the Simple CNN without padding; with padding 2 each 5×5 convolution keeps "
+            "its input's height and width."
+        )
+    if flat_size == 64 * 14 * 14:
+        raise Wrong("64 × 14 × 14 forgets the second pooling: 28 → 14 after pool1, 14 → 7 after pool2.")
+    if flat_size % 64 != 0 and flat_size % 32 == 0:
+        raise Wrong(f"{flat_size} = 32 × {flat_size // 32}: conv2 has 64 output channels, not 32.")
+    if flat_size != expected:
+        raise Wrong(f"{flat_size} values: flatten gives channels × height × width of conv2's pooled output.")
+    params = whole_number(fc1_params, "fc1_params")
+    if params == flat_size * 512:
+        raise Wrong(f"{params} counts the weights only; each of the 512 units also has a bias.")
+    if params != flat_size * 512 + 512:
+        raise Wrong(
+            f"{params} parameters: a linear layer from {flat_size} inputs to 512 units has one "
+            "weight for every (input, unit) pair plus 512 biases."
+        )
+    return f"(fc1 would hold {params / (64 * 4 * 4 * 512 + 512):.1f} times as many parameters as without padding)"
+
+
+@exercise(
+    "7.2",
+    NOTEBOOK,
+    "the loss before training",
+    hint="an untrained classifier gives every one of K classes a probability of about 1/K, and "
+    "cross-entropy is −ln(probability of the right class).",
+    solution="""
+        import math
+
+        start_loss_100 = math.log(100)
+        start_loss_2 = math.log(2)
+    """,
+    wrong=[
+        "start_loss_100 = 2.0\nstart_loss_2 = 0.30103",
+        "start_loss_100 = 0.01\nstart_loss_2 = 0.5",
+        "start_loss_100 = 6.643856\nstart_loss_2 = 1.0",
+        "start_loss_100 = 4.60517\nstart_loss_2 = 2.302585",
+    ],
+)
+def _(start_loss_100, start_loss_2):
+    for value, k in ((start_loss_100, 100), (start_loss_2, 2)):
+        value = float(answered(value, f"the loss for {k} classes"))
+        if math.isclose(value, math.log(k), rel_tol=5e-3):  # 4.6 and 0.69 are right too
+            continue
+        if math.isclose(value, math.log10(k), rel_tol=1e-3):
+            raise Wrong(
+                f"{value:g} for {k} classes is log base 10; cross-entropy uses the natural logarithm."
+            )
+        if math.isclose(value, math.log2(k), rel_tol=1e-3):
+            raise Wrong(f"{value:g} for {k} classes is log base 2 (bits); PyTorch's loss uses ln.")
+        if math.isclose(value, 1 / k, rel_tol=1e-3):
+            raise Wrong(f"{value:g} is the probability of the right class; the loss is −ln of it.")
+        if math.isclose(value, math.log(10), rel_tol=1e-3):
+            raise Wrong(f"ln 10 is MNIST's start; with {k} classes each gets about 1/{k}.")
+        raise Wrong(f"{value:g} for {k} classes: the loss of a uniform guess is −ln(1/{k}) = ln {k}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# The code exercises: a tiny network on tiny batches, checked against reference loops
+# ---------------------------------------------------------------------------------------------
+
+
+def _tiny_batches(sizes=(16, 16, 6), features=8, classes=3, seed=7):
+    generator = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(n, features, generator=generator), torch.randint(classes, (n,), generator=generator))
+        for n in sizes
+    ]
+
+
+class _Spy(nn.Module):
+    """Wraps a network and notes, at each forward call, the mode and whether gradients are on."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.calls: list[tuple[bool, bool]] = []
+
+    def forward(self, x):
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        return self.net(x)
+
+
+def _evaluation_setup():
+    """A network with batch norm and dropout (so training mode changes its answers) and three
+    batches of 16, 16 and 6 whose labels make the per-batch accuracies 3/4, 3/4 and 0."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = nn.Sequential(
+            nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3)
+        )
+        net.train()
+        net(torch.randn(64, 8))  # running statistics that differ from a fresh layer's
+    net.eval()
+    batches = []
+    for i, (x, _) in enumerate(_tiny_batches()):
+        with torch.no_grad():
+            pred = net(x).argmax(1)
+        y = pred.clone()
+        wrong = torch.arange(len(y)) % 4 == 0 if i < 2 else torch.ones(len(y), dtype=torch.bool)
+        y[wrong] = (pred[wrong] + 1) % 3
+        batches.append((x, y))
+    net.train()
+    return net, batches
+
+
+@exercise(
+    "7.3",
+    NOTEBOOK,
+    "the evaluation loop",
+    kind="code",
+    hint="model.eval(); then, inside torch.no_grad(), count the correct predictions of every batch "
+    "(logits.argmax(1) == y) and the images seen; return correct / seen.",
+    solution="""
+        def accuracy(model, batches):
+            model.eval()  # dropout off; batch norm uses its running statistics
+            correct, seen = 0, 0
+            with torch.no_grad():  # no graph for gradients: less memory, less time
+                for x, y in batches:
+                    correct += (model(x).argmax(1) == y).sum().item()
+                    seen += len(y)
+            return correct / seen
+    """,
+    wrong=[
+        """
+        def accuracy(model, batches):
+            correct, seen = 0, 0
+            with torch.no_grad():
+                for x, y in batches:
+                    correct += (model(x).argmax(1) == y).sum().item()
+                    seen += len(y)
+            return correct / seen
+        """,
+        """
+        def accuracy(model, batches):
+            model.eval()
+            correct, seen = 0, 0
+            for x, y in batches:
+                correct += (model(x).argmax(1) == y).sum().item()
+                seen += len(y)
+            return correct / seen
+        """,
+        """
+        def accuracy(model, batches):
+            model.eval()
+            with torch.no_grad():
+                accs = [(model(x).argmax(1) == y).float().mean().item() for x, y in batches]
+            return sum(accs) / len(accs)
+        """,
+        """
+        def accuracy(model, batches):
+            model.eval()
+            correct, seen = 0, 0
+            with torch.no_grad():
+                for x, y in batches:
+                    correct += (model(x).argmax(1) == y).sum().item()
+                    seen += len(y)
+            return 100 * correct / seen
+        """,
+        """
+        def accuracy(model, batches):
+            model.eval()
+            with torch.no_grad():
+                return sum((model(x).argmax(1) == y).sum().item() for x, y in batches)
+        """,
+        """
+        def accuracy(model, batches):
+            model.eval()
+            with torch.no_grad():
+                x, y = batches[0]
+                return (model(x).argmax(1) == y).float().mean().item()
+        """,
+    ],
+)
+def _(accuracy):
+    net, batches = _evaluation_setup()
+    spy = _Spy(net)
+    with torch.random.fork_rng():
+        value = answered(accuracy(spy, batches), "what accuracy(model, batches) returns")
+    value = float(value)
+    seen = sum(len(y) for _, y in batches)
+    correct = 12 + 12 + 0  # by construction: 3/4 of each batch of 16, none of the last 6
+    if len(spy.calls) < len(batches):
+        raise Wrong(f"the model saw {len(spy.calls)} of the {len(batches)} batches: loop over all of them.")
+    if any(training for training, _ in spy.calls):
+        raise Wrong(
+            "the model was in training mode: dropout dropped values and batch norm used the "
+            "batch's statistics. Call model.eval() before the loop."
+        )
+    if any(grad for _, grad in spy.calls):
+        raise Wrong(
+            "gradients were on: PyTorch kept every layer's inputs for a backward pass that never "
+            "comes. Put the loop inside `with torch.no_grad():`."
+        )
+    if math.isclose(value, correct / seen):
+        return None
+    if math.isclose(value, 100 * correct / seen):
+        raise Wrong(f"{value:g} is a percentage; return a fraction between 0 and 1.")
+    if math.isclose(value, correct):
+        raise Wrong(f"{value:g} is the number of correct predictions; divide by the number of images.")
+    if math.isclose(value, (0.75 + 0.75 + 0.0) / 3):
+        raise Wrong(
+            "that is the mean of the per-batch accuracies, but the last batch holds only 6 images: "
+            "add up the correct predictions and the images over all batches, then divide."
+        )
+    raise Wrong(f"{value:g}, but {correct} of the {seen} images are classified correctly.")
+
+
+def _schedule_setup():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=len(_tiny_batches()))
+    return model, optimizer, scheduler
+
+
+def _reference_loop(mistake=None):
+    """The weights after one epoch of the tiny problem, with the right loop or a usual mistake."""
+    import warnings
+
+    model, optimizer, scheduler = _schedule_setup()
+    loss_fn = nn.CrossEntropyLoss()
+    with warnings.catch_warnings():  # PyTorch warns when the scheduler steps first
+        warnings.simplefilter("ignore")
+        for x, y in _tiny_batches():
+            if mistake != "no zero_grad":
+                optimizer.zero_grad()
+            if mistake == "scheduler first":
+                scheduler.step()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            if mistake is None or mistake == "no zero_grad":
+                scheduler.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _same(a, b) -> bool:
+    return all(torch.allclose(p, q, rtol=1e-5, atol=1e-6) for p, q in zip(a, b))
+
+
+@exercise(
+    "7.4",
+    NOTEBOOK,
+    "a loop with a learning-rate schedule",
+    kind="code",
+    hint="the loop above, plus scheduler.step() right after optimizer.step(), once per batch; return "
+    "the list of per-batch losses.",
+    solution="""
+        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
+            model.train()
+            losses = []
+            for x, y in batches:
+                optimizer.zero_grad()
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()  # one step of the schedule per batch, after the optimiser's
+                losses.append(loss.item())
+            return losses
+    """,
+    wrong=[
+        """
+        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
+            model.train()
+            losses = []
+            for x, y in batches:
+                optimizer.zero_grad()
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            return losses
+        """,
+        """
+        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
+            model.train()
+            losses = []
+            for x, y in batches:
+                optimizer.zero_grad()
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            scheduler.step()
+            return losses
+        """,
+        """
+        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
+            model.train()
+            losses = []
+            for x, y in batches:
+                optimizer.zero_grad()
+                scheduler.step()
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            return losses
+        """,
+        """
+        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
+            model.train()
+            losses = []
+            for x, y in batches:
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+            return losses
+        """,
+        """
+        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
+            model.train()
+            for x, y in batches:
+                optimizer.zero_grad()
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+            return loss.item()
+        """,
+    ],
+)
+def _(train_epoch_scheduled):
+    import warnings
+
+    model, optimizer, scheduler = _schedule_setup()
+    batches = _tiny_batches()
+    with warnings.catch_warnings(), torch.random.fork_rng():
+        warnings.simplefilter("ignore")
+        losses = answered(
+            train_epoch_scheduled(model, batches, optimizer, scheduler, nn.CrossEntropyLoss()),
+            "what train_epoch_scheduled returns",
+        )
+    weights = [p.detach() for p in model.parameters()]
+    steps = scheduler.last_epoch  # how many times scheduler.step() was called
+    if _same(weights, [p.detach() for p in _schedule_setup()[0].parameters()]):
+        raise Wrong("the weights did not change: call loss.backward() and optimizer.step() for every batch.")
+    if steps == 0:
+        raise Wrong(
+            "scheduler.step() was never called, so the learning rate stayed at the schedule's start: "
+            "call it after optimizer.step(), once per batch."
+        )
+    if steps != len(batches):
+        raise Wrong(
+            f"scheduler.step() ran {steps} times for {len(batches)} batches; OneCycleLR counts "
+            "batches, so call it once per batch, inside the loop."
+        )
+    if _same(weights, _reference_loop("scheduler first")):
+        raise Wrong(
+            "scheduler.step() comes before optimizer.step(), so every batch used the next batch's "
+            "learning rate and the first one was never used: step the scheduler after the optimiser."
+        )
+    if _same(weights, _reference_loop("no zero_grad")):
+        raise Wrong(
+            "the gradients pile up from batch to batch: call optimizer.zero_grad() before each backward pass."
+        )
+    if not _same(weights, _reference_loop()):
+        raise Wrong(
+            "after the epoch the weights differ from the reference loop's: for each batch, "
+            "zero_grad, forward, loss, backward, optimizer.step(), scheduler.step()."
+        )
+    if not isinstance(losses, (list, tuple)) or len(losses) != len(batches):
+        raise Wrong(f"return a list with one loss per batch ({len(batches)} here), like train_epoch above.")
+    return None

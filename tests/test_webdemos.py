@@ -56,7 +56,7 @@ def test_html_payload_cannot_close_its_script_tag():
 
 
 def test_the_javascript_and_css_are_package_data():
-    for name in ("explorers.js", "explorers.css", "digitlab.js", "digitlab.css"):
+    for name in ("explorers.js", "explorers.css", "simplecnn.js", "digitlab.js", "digitlab.css"):
         text = resources.files("cnnkit").joinpath("static", name).read_text(encoding="utf-8")
         assert len(text) > 500
     assert "SimpleCNNExplorers" in webdemos._asset("explorers.js")
@@ -96,8 +96,9 @@ def test_digit_lab_payload_cannot_close_its_script_tag(lab_markup):
     assert lab_markup.count("</script>") == 2
     payload = re.search(r'<script type="application/json" class="scnn-data">(.*?)</script>', lab_markup, re.S)
     assert "</" not in payload.group(1)
-    code = webdemos._asset("digitlab.js")
-    assert "</script" not in code.lower() and "</style" not in webdemos._asset("digitlab.css").lower()
+    for name in ("simplecnn.js", "digitlab.js"):
+        assert "</script" not in webdemos._asset(name).lower()
+    assert "</style" not in webdemos._asset("digitlab.css").lower()
 
 
 def test_digit_lab_refuses_stale_weights(tmp_path):

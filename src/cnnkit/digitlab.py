@@ -1,7 +1,9 @@
 """The digit lab of chapter 8: the reference Simple CNN, running in the reader's browser.
 
-The lab itself is ``static/digitlab.js`` (plain JavaScript); :func:`cnnkit.webdemos.digit_lab`
-puts it into a notebook output. This module holds its Python side, in three parts.
+The lab is plain JavaScript: ``static/simplecnn.js`` (the network's forward pass and the
+preprocessing) and ``static/digitlab.js`` (the page: drawing, probabilities, feature maps);
+:func:`cnnkit.webdemos.digit_lab` puts them into a notebook output. This module is the Python
+side, in three parts.
 
 * **Preprocessing**, :func:`preprocess`: a drawing (a grid of ink values in [0, 1]) becomes a
   model input the way the MNIST digits were made: crop to the ink, scale the longer side to
@@ -57,7 +59,7 @@ ENCODINGS = ("int8", "float16")
 
 
 # ---------------------------------------------------------------------------------------------
-# Preprocessing: a drawing -> what the model sees (twin of preprocess() in digitlab.js)
+# Preprocessing: a drawing -> what the model sees (twin of preprocess() in simplecnn.js)
 # ---------------------------------------------------------------------------------------------
 
 

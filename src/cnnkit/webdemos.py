@@ -34,28 +34,29 @@ def _asset(name: str) -> str:
     return resources.files("cnnkit").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def _demo_html(kind: str, data: dict, classes: str, asset: str, start: str):
-    """``<div>`` holding ``data`` as JSON, then the asset's style and script, which calls
-    ``start(root)`` on the div. The JSON cannot end its script tag: every ``</`` is escaped."""
+def _demo_html(kind: str, data: dict, classes: str, style: str, scripts: tuple[str, ...], start: str):
+    """``<div>`` holding ``data`` as JSON, then the style and the scripts (files of
+    ``cnnkit/static``), and a call of ``start(root)`` on the div. The JSON cannot end its script
+    tag: every ``</`` in it is escaped."""
     from IPython.display import HTML
 
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     uid = f"scnn-{kind}-{next(_counter)}-{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
+    code = "\n".join(_asset(name) for name in scripts)
     markup = (
         f'<div class="{classes} mathjax_ignore" id="{uid}" data-kind="{kind}">'
         f"<noscript>This interactive demo needs JavaScript.</noscript>"
         f'<script type="application/json" class="scnn-data">{payload}</script></div>'
-        f"<style>{_asset(asset + '.css')}</style>"
-        f"<script>{_asset(asset + '.js')}\n(function () {{ var root = document.getElementById({json.dumps(uid)});"
+        f"<style>{_asset(style)}</style>"
+        f"<script>{code}\n(function () {{ var root = document.getElementById({json.dumps(uid)});"
         f" if (root) {start}(root); }})();</script>"
     )
     return HTML(markup)
 
 
 def _explorer_html(kind: str, data: dict):
-    return _demo_html(
-        kind, data, f"scnn-explorer scnn-{kind}-explorer", "explorers", f"SimpleCNNExplorers.{kind}"
-    )
+    classes = f"scnn-explorer scnn-{kind}-explorer"
+    return _demo_html(kind, data, classes, "explorers.css", ("explorers.js",), f"SimpleCNNExplorers.{kind}")
 
 
 def kernel_explorer_data(images, labels=None) -> dict:
@@ -118,10 +119,6 @@ def digit_lab(images, labels, directory=None):
     """
     from cnnkit import digitlab
 
-    return _demo_html(
-        "digitlab",
-        digitlab.payload(images, labels, directory),
-        "scnn-lab",
-        "digitlab",
-        "SimpleCNNLab.start",
-    )
+    data = digitlab.payload(images, labels, directory)
+    scripts = ("simplecnn.js", "digitlab.js")  # the network, then the lab that draws it
+    return _demo_html("digitlab", data, "scnn-lab", "digitlab.css", scripts, "SimpleCNNLab.start")

@@ -1,15 +1,13 @@
 // The digit lab of chapter 8: the course's trained Simple CNN, run in the reader's browser.
 //
-// Plain JavaScript, no library. The page embeds the weights exported by
-// `python -m cnnkit export-weights` (see cnnkit/digitlab.py) as base64 in a JSON script tag, so
-// the lab works from a file on disk, over HTTP and in Colab, and loads nothing from elsewhere.
-//
-//   decodeWeights  the exported bytes -> float32 tensors (float16, or int8 times a scale per channel)
-//   preprocess     a drawing -> the 28x28 input, as MNIST was made (twin of digitlab.frame in Python)
-//   forward        conv -> batch norm -> ReLU -> max-pool, twice; fc1 -> ReLU -> fc2 -> softmax
-//   start          the lab itself: drawing pad, what the model sees, probabilities, feature maps
+// The reader draws on a canvas with a mouse, a finger or a pen (pointer events); while they draw,
+// the lab prepares the drawing like MNIST, runs the network (simplecnn.js, loaded before this
+// file) and shows what the model sees, the ten probabilities and the feature maps of both blocks.
+// The page embeds the weights, so the lab works from a file on disk, over HTTP and in Colab, and
+// loads nothing from elsewhere.
 window.SimpleCNNLab = (function () {
   "use strict";
+  var net = window.SimpleCNN;
 
   function el(tag, attrs, children) {
     var e = document.createElement(tag);
@@ -18,183 +16,6 @@ window.SimpleCNNLab = (function () {
     });
     (children || []).forEach(function (c) { e.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
     return e;
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Weights
-  // ---------------------------------------------------------------------------------------------
-
-  function base64Bytes(text) {
-    var bin = atob(text), out = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  }
-
-  // An IEEE half-precision number (16 bits) as a JavaScript number; exact.
-  function half(bits) {
-    var sign = bits & 0x8000 ? -1 : 1, exp = (bits >> 10) & 0x1f, frac = bits & 0x3ff;
-    if (exp === 0) return sign * frac * Math.pow(2, -24);
-    if (exp === 31) return frac ? NaN : sign * Infinity;
-    return sign * (1 + frac / 1024) * Math.pow(2, exp - 15);
-  }
-
-  function decodeTensors(payload) {
-    var bytes = base64Bytes(payload.weights), view = new DataView(bytes.buffer), out = {};
-    if (bytes.length !== payload.bytes) throw new Error("the embedded weights are damaged (" + bytes.length + " bytes, expected " + payload.bytes + ")");
-    payload.tensors.forEach(function (t) {
-      var n = t.shape.reduce(function (a, b) { return a * b; }, 1), data = new Float32Array(n), i;
-      if (t.dtype === "float16") {
-        for (i = 0; i < n; i++) data[i] = half(view.getUint16(t.offset + 2 * i, true));
-      } else if (t.dtype === "int8") {
-        var rows = t.shape[0], per = n / rows;
-        for (var r = 0; r < rows; r++) {
-          var scale = view.getFloat32(t.scales + 4 * r, true);
-          for (i = 0; i < per; i++) data[r * per + i] = view.getInt8(t.offset + r * per + i) * scale;
-        }
-      } else {
-        throw new Error("unknown weight type " + t.dtype);
-      }
-      out[t.name] = { shape: t.shape, data: data };
-    });
-    return out;
-  }
-
-  // Batch norm in evaluation mode is y = (x - mean) / sqrt(var + eps) * gamma + beta: one scale
-  // and one shift per channel.
-  function batchNorm(t, prefix, eps) {
-    var g = t[prefix + ".weight"].data, b = t[prefix + ".bias"].data;
-    var m = t[prefix + ".running_mean"].data, v = t[prefix + ".running_var"].data;
-    var scale = new Float64Array(g.length), shift = new Float64Array(g.length);
-    for (var c = 0; c < g.length; c++) { scale[c] = g[c] / Math.sqrt(v[c] + eps); shift[c] = b[c] - m[c] * scale[c]; }
-    return { scale: scale, shift: shift };
-  }
-
-  function decodeWeights(payload) {
-    var t = decodeTensors(payload);
-    function layer(name) { return { w: t[name + ".weight"].data, b: t[name + ".bias"].data, shape: t[name + ".weight"].shape }; }
-    return {
-      conv1: layer("features.conv1"), bn1: batchNorm(t, "features.bn1", payload.bn_eps),
-      conv2: layer("features.conv2"), bn2: batchNorm(t, "features.bn2", payload.bn_eps),
-      fc1: layer("classifier.fc1"), fc2: layer("classifier.fc2"),
-    };
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // The forward pass; maps are Float32Arrays in (channel, row, column) order, like PyTorch's
-  // ---------------------------------------------------------------------------------------------
-
-  // A valid convolution (no padding, stride 1) of C_in maps of size n x n with k x k kernels.
-  function conv(x, cin, n, layer, cout, k) {
-    var o = n - k + 1, out = new Float32Array(cout * o * o), acc = new Float64Array(o * o);
-    for (var oc = 0; oc < cout; oc++) {
-      acc.fill(layer.b[oc]);
-      for (var ic = 0; ic < cin; ic++) {
-        for (var a = 0; a < k; a++) for (var b = 0; b < k; b++) {
-          var w = layer.w[((oc * cin + ic) * k + a) * k + b];
-          for (var i = 0; i < o; i++) {
-            var src = (ic * n + i + a) * n + b, dst = i * o;
-            for (var j = 0; j < o; j++) acc[dst + j] += w * x[src + j];
-          }
-        }
-      }
-      out.set(acc, oc * o * o);
-    }
-    return out;
-  }
-
-  function batchNormRelu(x, channels, bn) {
-    var per = x.length / channels;
-    for (var c = 0; c < channels; c++) for (var i = c * per; i < (c + 1) * per; i++) {
-      var v = x[i] * bn.scale[c] + bn.shift[c];
-      x[i] = v > 0 ? v : 0;
-    }
-    return x;
-  }
-
-  function maxPool(x, channels, n) {
-    var h = n >> 1, out = new Float32Array(channels * h * h);
-    for (var c = 0; c < channels; c++) for (var i = 0; i < h; i++) for (var j = 0; j < h; j++) {
-      var p = (c * n + 2 * i) * n + 2 * j;
-      out[(c * h + i) * h + j] = Math.max(x[p], x[p + 1], x[p + n], x[p + n + 1]);
-    }
-    return out;
-  }
-
-  function dense(x, layer, relu) {
-    var nout = layer.shape[0], nin = layer.shape[1], out = new Float32Array(nout);
-    for (var o = 0; o < nout; o++) {
-      var acc = layer.b[o], row = o * nin;
-      for (var i = 0; i < nin; i++) acc += layer.w[row + i] * x[i];
-      out[o] = relu && acc < 0 ? 0 : acc;
-    }
-    return out;
-  }
-
-  function softmax(z) {
-    var top = Math.max.apply(null, Array.from(z)), sum = 0, out = new Float64Array(z.length);
-    for (var i = 0; i < z.length; i++) { out[i] = Math.exp(z[i] - top); sum += out[i]; }
-    for (i = 0; i < z.length; i++) out[i] /= sum;
-    return out;
-  }
-
-  // input: 784 standardised values of one 28x28 digit.
-  function forward(m, input) {
-    var relu1 = batchNormRelu(conv(input, 1, 28, m.conv1, 32, 5), 32, m.bn1);  // 32 x 24 x 24
-    var pool1 = maxPool(relu1, 32, 24);                                          // 32 x 12 x 12
-    var relu2 = batchNormRelu(conv(pool1, 32, 12, m.conv2, 64, 5), 64, m.bn2);   // 64 x 8 x 8
-    var pool2 = maxPool(relu2, 64, 8);                                           // 64 x 4 x 4
-    var hidden = dense(pool2, m.fc1, true);                                      // 512
-    var logits = dense(hidden, m.fc2, false);                                    // 10
-    return { relu1: relu1, pool1: pool1, relu2: relu2, pool2: pool2, logits: logits, probs: softmax(logits) };
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Preprocessing (the same operations as cnnkit.digitlab.frame, so the two agree to rounding)
-  // ---------------------------------------------------------------------------------------------
-
-  // Area resampling from nIn to nOut pixels: for each output pixel, [input index, weight] pairs.
-  function areaWeights(nIn, nOut) {
-    var step = nIn / nOut, rows = [];
-    for (var i = 0; i < nOut; i++) {
-      var lo = i * step, hi = (i + 1) * step, row = [];
-      for (var j = Math.floor(lo); j < Math.min(nIn, Math.ceil(hi)); j++) row.push([j, (Math.min(hi, j + 1) - Math.max(lo, j)) / step]);
-      rows.push(row);
-    }
-    return rows;
-  }
-
-  // ink: h*w values in [0, 1], row by row. Returns null for an empty drawing, else the framed
-  // pixels (784 values in [0, 1]), the standardised input and where the ink was.
-  function preprocess(ink, h, w, k) {
-    var r0 = -1, r1 = -1, c0 = w, c1 = -1, r, c, i;
-    for (r = 0; r < h; r++) for (c = 0; c < w; c++) if (ink[r * w + c] > 0) {
-      if (r0 < 0) r0 = r;
-      r1 = r; if (c < c0) c0 = c; if (c > c1) c1 = c;
-    }
-    if (r0 < 0) return null;
-    var ch = r1 - r0 + 1, cw = c1 - c0 + 1, longer = Math.max(ch, cw);
-    var nh = Math.max(1, Math.floor(ch * k.box / longer + 0.5)), nw = Math.max(1, Math.floor(cw * k.box / longer + 0.5));
-    var ry = areaWeights(ch, nh), rx = areaWeights(cw, nw);
-    var tmp = new Float64Array(ch * nw);  // the crop resampled along its rows
-    for (r = 0; r < ch; r++) for (c = 0; c < nw; c++) {
-      var s = 0;
-      rx[c].forEach(function (p) { s += ink[(r0 + r) * w + c0 + p[0]] * p[1]; });
-      tmp[r * nw + c] = s;
-    }
-    var small = new Float64Array(nh * nw), total = 0, my = 0, mx = 0;
-    for (i = 0; i < nh; i++) for (c = 0; c < nw; c++) {
-      var v = 0;
-      ry[i].forEach(function (p) { v += tmp[p[0] * nw + c] * p[1]; });
-      small[i * nw + c] = Math.min(1, Math.max(0, v));
-    }
-    for (i = 0; i < nh; i++) for (c = 0; c < nw; c++) { v = small[i * nw + c]; total += v; my += i * v; mx += c * v; }
-    var cy = my / total, cx = mx / total;
-    var top = Math.floor((k.frame - 1) / 2 - cy + 0.5 + k.tie), left = Math.floor((k.frame - 1) / 2 - cx + 0.5 + k.tie);
-    top = Math.min(Math.max(top, 0), k.frame - nh); left = Math.min(Math.max(left, 0), k.frame - nw);
-    var pixels = new Float64Array(k.frame * k.frame), input = new Float32Array(k.frame * k.frame);
-    for (i = 0; i < nh; i++) for (c = 0; c < nw; c++) pixels[(top + i) * k.frame + left + c] = small[i * nw + c];
-    for (i = 0; i < pixels.length; i++) input[i] = (pixels[i] - k.mean) / k.std;
-    return { pixels: pixels, input: input, crop: [r0, c0, ch, cw], size: [nh, nw], at: [top, left] };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -245,7 +66,7 @@ window.SimpleCNNLab = (function () {
 
   function start(root) {
     var data = JSON.parse(root.querySelector("script.scnn-data").textContent);
-    var k = data.constants, G = k.grid, colors = data.colors, model = decodeWeights(data);
+    var k = data.constants, G = k.grid, colors = data.colors, model = net.decodeWeights(data);
     var ink = new Float32Array(G * G), RADIUS = 4.2;
     var state = { ready: false, version: 0, empty: true, probs: null, prediction: null, ms: null, selected: null };
     var last = null, pen = null, pending = false, result = null, prepared = null;
@@ -291,8 +112,8 @@ window.SimpleCNNLab = (function () {
 
     root.appendChild(el("div", { "class": "scnn-row" }, [
       el("figure", {}, [pad, el("figcaption", { text: "Draw here (" + G + " × " + G + " cells)" })]),
-      el("figure", {}, [seen, el("figcaption", { text: "What the model sees: 28 × 28" })]),
-      el("div", {}, [verdict, bars]),
+      el("div", { "class": "scnn-side" }, [
+        el("figure", {}, [seen, el("figcaption", { text: "What the model sees: 28 × 28" })]), verdict, bars]),
     ]));
     root.appendChild(el("div", { "class": "scnn-buttons" }, [clear, examples]));
     root.appendChild(message);
@@ -335,7 +156,7 @@ window.SimpleCNNLab = (function () {
     examples.addEventListener("click", function (e) {
       var b = e.target.closest("button");
       if (!b) return;
-      var px = base64Bytes(data.examples[+b.getAttribute("data-example")].pixels), cell = G / k.frame;
+      var px = net.base64Bytes(data.examples[+b.getAttribute("data-example")].pixels), cell = G / k.frame;
       for (var y = 0; y < G; y++) for (var x = 0; x < G; x++) ink[y * G + x] = px[Math.floor(y / cell) * k.frame + Math.floor(x / cell)] / 255;
       update(true);
     });
@@ -358,7 +179,7 @@ window.SimpleCNNLab = (function () {
         var ctx = pad.getContext("2d"), img = ctx.createImageData(G, G);
         for (var i = 0; i < G * G; i++) { var g = Math.round(255 * ink[i]); img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = g; img.data[4 * i + 3] = 255; }
         ctx.putImageData(img, 0, 0);
-        prepared = preprocess(ink, G, G, k);
+        prepared = net.preprocess(ink, G, G, k);
         if (!prepared) {
           result = null;
           paintGrey(seen, new Float64Array(k.frame * k.frame), 0, k.frame, 1);
@@ -370,7 +191,7 @@ window.SimpleCNNLab = (function () {
           Object.assign(state, { empty: true, probs: null, prediction: null });
         } else {
           var t0 = performance.now();
-          result = forward(model, prepared.input);
+          result = net.forward(model, prepared.input);
           state.ms = performance.now() - t0;
           paintGrey(seen, prepared.pixels, 0, k.frame, 1);
           var probs = Array.from(result.probs), best = probs.indexOf(Math.max.apply(null, probs));
@@ -447,7 +268,7 @@ window.SimpleCNNLab = (function () {
         for (var r = 0; r < size; r++) {
           table.appendChild(el("tr", {}, kernelValues.slice(r * size, (r + 1) * size).map(function (v) { return el("td", { text: fmt(v) }); })));
         }
-        parts[1].appendChild(table);
+        parts[1].lastChild.appendChild(table);  // under the kernel
       }
       var close = el("button", { type: "button", "class": "scnn-close", text: "Close" });
       close.addEventListener("click", function () { state.selected = null; showDetail(); });
@@ -471,6 +292,5 @@ window.SimpleCNNLab = (function () {
     };
   }
 
-  return { start: safely(start), decodeWeights: decodeWeights, forward: forward, preprocess: preprocess,
-           areaWeights: areaWeights, half: half };
+  return { start: safely(start) };
 })();

@@ -402,3 +402,24 @@ def _save_lab(lab, name: str):
     lab.scroll_into_view_if_needed()
     lab.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_only_the_chapter_8_notebook_carries_the_weights(book_dir):
+    """The weights (under a megabyte of base64) are in one page of the book, the notebook that
+    shows the lab, and nowhere else."""
+    _, weights = digitlab.read_exported()
+    marker = base64.b64encode(weights[:3000]).decode("ascii")
+    pages = sorted(
+        p.relative_to(book_dir).as_posix()
+        for p in book_dir.rglob("*.html")
+        if marker in p.read_text(encoding="utf-8")
+    )
+    assert pages == [PAGE], pages
+    size = (book_dir / PAGE).stat().st_size
+    _report(
+        page=PAGE,
+        page_bytes=size,
+        weights_bytes=len(weights),
+        weights_base64_bytes=4 * ((len(weights) + 2) // 3),
+    )
+    assert size < 4 / 3 * len(weights) + 1_000_000  # the weights, plus an ordinary page

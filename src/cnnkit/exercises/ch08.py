@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 from cnnkit import digitlab
-from cnnkit.exercises import Wrong, answered, exercise
+from cnnkit.exercises import Wrong, answered, exercise, whole_number
 from simplecnn import SimpleCNN
 
 NOTEBOOK = "08-inside-the-model"
@@ -123,13 +123,14 @@ def _(hardest_class):
         "n_weights = 25\nshare = 0.0",
         "n_weights = 800\nshare = 0.14",
         "n_weights = 800\nshare = 0.014",
+        "n_weights = 800.5\nshare = 0.0014",
     ],
 )
 def _(n_weights, share):
     model = SimpleCNN()
     weights = model.features.conv1.weight.numel()
     total = sum(p.numel() for p in model.parameters())
-    n_weights = answered(n_weights, "n_weights")
+    n_weights = whole_number(n_weights, "the number of weights")
     if n_weights == weights + model.features.conv1.bias.numel():
         raise Wrong(f"{n_weights} counts the 32 biases too; the exercise asks for the weights only.")
     if n_weights == 25:

@@ -128,13 +128,18 @@ def preprocess(ink) -> torch.Tensor:
     return torch.from_numpy((frame(ink) - MEAN) / STD).float()[None, None]
 
 
-def image_to_ink(image, cells: int = GRID // FRAME) -> np.ndarray:
-    """A 28x28 image (standardised, or pixels in [0, 1]) drawn on the lab's grid: each pixel
-    becomes a ``cells`` x ``cells`` square of ink, as the lab's test-digit buttons do."""
+def _pixels(image) -> np.ndarray:
+    """A 28x28 image, standardised (it has negative values) or not, as pixels in [0, 1]."""
     x = np.asarray(torch.as_tensor(image, dtype=torch.float32).reshape(FRAME, FRAME))
     if x.min() < -1e-6:  # standardised: back to pixels
         x = x * STD + MEAN
-    return np.kron(np.clip(x, 0, 1), np.ones((cells, cells)))
+    return np.clip(x, 0, 1)
+
+
+def image_to_ink(image, cells: int = GRID // FRAME) -> np.ndarray:
+    """A 28x28 image (standardised, or pixels in [0, 1]) drawn on the lab's grid: each pixel
+    becomes a ``cells`` x ``cells`` square of ink, as the lab's test-digit buttons do."""
+    return np.kron(_pixels(image), np.ones((cells, cells)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,10 +312,7 @@ def payload(images, labels, directory=None) -> dict:
     manifest, data = read_exported(directory)
     examples = []
     for image, label in zip(images, labels):
-        x = np.asarray(torch.as_tensor(image, dtype=torch.float32).reshape(FRAME, FRAME))
-        if x.min() < -1e-6:
-            x = x * STD + MEAN
-        pixels = np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8)
+        pixels = np.rint(_pixels(image) * 255).astype(np.uint8)
         examples.append(dict(label=int(label), pixels=base64.b64encode(pixels.tobytes()).decode("ascii")))
     return dict(
         weights=base64.b64encode(data).decode("ascii"),

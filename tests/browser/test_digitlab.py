@@ -21,7 +21,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from browser_support import ARTIFACTS, open_page, screenshot
+from browser_support import ARTIFACTS, open_page, screenshot, screenshot_element, watch_errors
 
 import simplecnn as sc
 from cnnkit import checkpoints, digitlab
@@ -51,14 +51,8 @@ def test_set(mnist_root):
     return mnist_data.datasets(mnist_root, download=False)[1]
 
 
-def _watch_errors(page) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(f"{err.message}\n{err.stack or ''}"))
-    return errors
-
-
 def _open(page, url: str):
-    errors = _watch_errors(page)
+    errors = watch_errors(page)
     page.goto(url, wait_until="networkidle")
     labs = page.locator(".scnn-lab")
     assert labs.count() == 1, f"expected one digit lab on {url}, found {labs.count()}"
@@ -176,11 +170,11 @@ def test_drawing_a_digit_updates_the_lab_while_drawing(page, book_url, browser_m
     kernel = np.array(_state(lab)["kernel"])
     assert np.allclose(kernel, model.features.conv1.weight[strongest].detach().numpy().ravel(), atol=1e-3)
     assert lab.locator(f".scnn-maps-1 button[data-map='{strongest}']").get_attribute("aria-pressed") == "true"
-    _save_lab(lab, "digit-lab")
+    screenshot_element(lab, "digit-lab")
     screenshot(page, "digit-lab-page")
     page.emulate_media(color_scheme="dark")  # the book follows the reader's scheme
     page.wait_for_function("document.documentElement.dataset.theme === 'dark'")
-    _save_lab(lab, "digit-lab-dark")
+    screenshot_element(lab, "digit-lab-dark")
     page.emulate_media(color_scheme="light")
 
     # a map of block 2: its kernel is 32 slices of 5x5, the exported int8 weights
@@ -392,16 +386,6 @@ def test_the_lab_works_from_the_file_on_disk(browser, book_dir, browser_model):
         assert not page.problems.blocked_requests, page.problems.blocked_requests
     finally:
         context.close()
-
-
-def _save_lab(lab, name: str):
-    """A screenshot of the lab alone (in a window tall enough for the page's sticky header)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = lab.page
-    page.set_viewport_size({"width": 1280, "height": 2400})
-    lab.scroll_into_view_if_needed()
-    lab.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_only_the_chapter_8_notebook_carries_the_weights(book_dir):

@@ -1,4 +1,4 @@
-"""Tests of cnnkit.inspection (looking inside a model) and cnnkit.drawing (draw your own digit)."""
+"""Tests of cnnkit.inspection (looking inside a model). The digit lab's tests are in test_digitlab.py."""
 
 import matplotlib
 
@@ -10,7 +10,6 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import simplecnn as sc  # noqa: E402
-from cnnkit import drawing  # noqa: E402
 from cnnkit import inspection as ins  # noqa: E402
 from cnnkit.mnist import BACKGROUND, MEAN, STD  # noqa: E402
 
@@ -153,76 +152,6 @@ def test_plots_have_titles():
     assert ins.plot_robustness([0, 1], [0.99, 0.9], "shift (pixels)").get_title()
     with pytest.raises(ValueError, match="kernels of shape"):
         ins.plot_kernels(torch.randn(64, 32, 5, 5))
-
-
-# --- drawing your own digit --------------------------------------------------------------------
-
-
-def stroke_one(size=14):
-    """A vertical stroke: the simplest digit to draw."""
-    g = torch.zeros(size, size)
-    g[2:12, 7] = 1
-    return g
-
-
-def test_grid_to_image_follows_the_mnist_preprocessing():
-    image = drawing.grid_to_image(stroke_one())
-    assert image.shape == (1, 1, 28, 28)
-    p = pixels(image)[0, 0]
-    assert p.min().item() == pytest.approx(0.0, abs=1e-6) and p.max().item() <= 1.0 + 1e-6
-    rows = torch.nonzero(p.sum(1) > 1e-3).flatten()
-    assert len(rows) == drawing.BOX  # the taller side is scaled to 20 pixels
-    row, col = centre_of_mass(image)
-    assert row == pytest.approx(13.5, abs=0.5) and col == pytest.approx(13.5, abs=0.5)
-
-
-def test_grid_to_image_ignores_where_on_the_grid_you_draw():
-    g = torch.zeros(14, 14)
-    g[1:6, 1:4] = 1  # a small blob in the top-left corner
-    h = ins.shift(g[None, None], dx=8, dy=7)[0, 0].clamp(min=0)  # the same blob elsewhere
-    h = (h > 0.5).float()
-    assert torch.allclose(drawing.grid_to_image(g), drawing.grid_to_image(h), atol=1e-5)
-
-
-def test_grid_to_image_refuses_bad_drawings():
-    with pytest.raises(ValueError, match="empty"):
-        drawing.grid_to_image(torch.zeros(14, 14))
-    with pytest.raises(ValueError, match="2-D grid"):
-        drawing.grid_to_image(torch.zeros(3, 14, 14))
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        drawing.grid_to_image(torch.full((14, 14), 2.0))
-
-
-def test_image_to_grid_keeps_the_shape_of_a_digit():
-    image = drawing.grid_to_image(stroke_one())
-    grid = drawing.image_to_grid(image, 14)
-    assert grid.shape == (14, 14) and set(grid.unique().tolist()) <= {0.0, 1.0}
-    assert grid.sum(0).argmax().item() in (6, 7)  # still one vertical stroke in the middle
-    assert grid.sum() >= 8
-
-
-def test_draw_digit_widget_updates_its_prediction():
-    torch.manual_seed(0)
-    model = sc.SimpleCNN().eval()
-    examples = drawing.grid_to_image(stroke_one()).repeat(2, 1, 1, 1)
-    pad = drawing.DrawDigit(model, examples=examples)
-    assert pad.probs is None and "draw a digit" in pad.output.value
-    pad.set_grid(stroke_one())
-    assert pad.probs.shape == (10,) and pad.probs.sum().item() == pytest.approx(1.0, abs=1e-5)
-    assert torch.allclose(pad.probs, drawing.predict_drawing(model, stroke_one()))
-    assert f"prediction: {pad.probs.argmax().item()}" in pad.output.value
-    assert pad.image.value[:4] == b"\x89PNG"
-    before = pad.probs.clone()
-    pad.cells[2 * 14 + 8].value = True  # one click changes the drawing and the prediction
-    assert pad.grid()[2, 8] == 1 and not torch.equal(pad.probs, before)
-    pad.set_grid(torch.zeros(14, 14))
-    assert pad.probs is None
-    pad.load_example()
-    assert pad.grid().sum() > 0 and pad.probs is not None
-    with pytest.raises(ValueError, match="14x14"):
-        pad.set_grid(torch.zeros(28, 28))
-    with pytest.raises(ValueError, match="size must be"):
-        drawing.DrawDigit(model, size=3)
 
 
 def test_shift_works_on_arrays_and_tensors_alike():

@@ -17,7 +17,7 @@ explorers     the kernel and pooling explorers as ipywidgets (a Python kernel co
 webdemos      the demos as HTML and JavaScript that run in the browser (the static book)
 experiments   side-by-side training runs for the chapters' comparisons
 inspection    layer shapes, mistakes, kernels, feature maps, changed inputs
-drawing       draw a digit and let the model read it
+digitlab      the digit lab of chapter 8: preprocessing and weights for the browser
 cifar         the appendix's CIFAR-10 network and data
 exercises     checked exercises: not answered yet, wrong (and why), or right
 ============  =====================================================================

@@ -1,7 +1,8 @@
-"""The command line: train the Simple CNN, or evaluate a checkpoint.
+"""The command line: train the Simple CNN, evaluate a checkpoint, export it for the browser.
 
 python -m cnnkit train --epochs 1          (installed: simplecnn train --epochs 1)
 python -m cnnkit evaluate runs/simplecnn.pt
+python -m cnnkit export-weights            (the reference checkpoint -> chapter 8's digit lab)
 """
 
 from __future__ import annotations
@@ -89,8 +90,23 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _export_weights(args) -> int:
+    from cnnkit import digitlab
+
+    digitlab.export(
+        args.checkpoint,
+        args.out_dir,
+        encoding=args.encoding,
+        data_root=args.data_root,
+        test_images=args.test_images,
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="simplecnn", description="Train or evaluate the Simple CNN on MNIST.")
+    p = argparse.ArgumentParser(
+        prog="simplecnn", description="Train, evaluate or export the Simple CNN on MNIST."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train the Simple CNN on MNIST and save a checkpoint")
     t.add_argument(
@@ -132,6 +148,27 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--device", help="'cpu', 'cuda' or 'auto' (default)")
     e.add_argument("--data-root", help=f"data folder (default ${mnist.DATA_ENV} or ./data)")
     e.set_defaults(func=_evaluate)
+    x = sub.add_parser(
+        "export-weights",
+        help="write the reference checkpoint's weights for chapter 8's digit lab (run it after "
+        "every new reference checkpoint)",
+    )
+    x.add_argument("--checkpoint", help="a checkpoint file (default: the reference checkpoints/simplecnn.pt)")
+    x.add_argument(
+        "--encoding",
+        choices=("int8", "float16"),
+        default="int8",
+        help="'int8' (default: the big weight tensors as int8 with a scale per output channel, "
+        "the rest float16) or 'float16' (every tensor)",
+    )
+    x.add_argument("--out-dir", help="folder for digitlab-weights.bin/.json (default: cnnkit/static)")
+    x.add_argument("--data-root", help=f"data folder (default ${mnist.DATA_ENV} or ./data)")
+    x.add_argument(
+        "--test-images",
+        type=int,
+        help="measure the accuracy cost on the first N test images (default: all 10,000)",
+    )
+    x.set_defaults(func=_export_weights)
     return p
 
 

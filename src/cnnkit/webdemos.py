@@ -7,6 +7,9 @@ into the output, which therefore loads nothing from another site.
 
 * :func:`kernel_explorer`, :func:`pooling_explorer`: the explorers of chapters 1 and 2, with
   the controls of their ipywidgets versions in :mod:`cnnkit.explorers`.
+* :func:`digit_lab`: chapter 8's digit lab, the trained reference model in the browser (its
+  Python side, preprocessing and weight export, is :mod:`cnnkit.digitlab`). It embeds the
+  exported weights (under a megabyte), so only the page that shows it carries them.
 """
 
 from __future__ import annotations
@@ -31,20 +34,29 @@ def _asset(name: str) -> str:
     return resources.files("cnnkit").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def _explorer_html(kind: str, data: dict):
+def _demo_html(kind: str, data: dict, classes: str, style: str, scripts: tuple[str, ...], start: str):
+    """``<div>`` holding ``data`` as JSON, then the style and the scripts (files of
+    ``cnnkit/static``), and a call of ``start(root)`` on the div. The JSON cannot end its script
+    tag: every ``</`` in it is escaped."""
     from IPython.display import HTML
 
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     uid = f"scnn-{kind}-{next(_counter)}-{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
+    code = "\n".join(_asset(name) for name in scripts)
     markup = (
-        f'<div class="scnn-explorer scnn-{kind}-explorer mathjax_ignore" id="{uid}" data-kind="{kind}">'
-        f"<noscript>This interactive explorer needs JavaScript.</noscript>"
+        f'<div class="{classes} mathjax_ignore" id="{uid}" data-kind="{kind}">'
+        f"<noscript>This interactive demo needs JavaScript.</noscript>"
         f'<script type="application/json" class="scnn-data">{payload}</script></div>'
-        f"<style>{_asset('explorers.css')}</style>"
-        f"<script>{_asset('explorers.js')}\n(function () {{ var root = document.getElementById({json.dumps(uid)});"
-        f" if (root) SimpleCNNExplorers.{kind}(root); }})();</script>"
+        f"<style>{_asset(style)}</style>"
+        f"<script>{code}\n(function () {{ var root = document.getElementById({json.dumps(uid)});"
+        f" if (root) {start}(root); }})();</script>"
     )
     return HTML(markup)
+
+
+def _explorer_html(kind: str, data: dict):
+    classes = f"scnn-explorer scnn-{kind}-explorer"
+    return _demo_html(kind, data, classes, "explorers.css", ("explorers.js",), f"SimpleCNNExplorers.{kind}")
 
 
 def kernel_explorer_data(images, labels=None) -> dict:
@@ -94,3 +106,19 @@ def kernel_explorer(images, labels=None):
 def pooling_explorer(images=None, labels=None):
     """The pooling explorer as HTML that runs in the browser (an ``IPython.display.HTML``)."""
     return _explorer_html("pooling", pooling_explorer_data(images, labels))
+
+
+def digit_lab(images, labels, directory=None):
+    """Chapter 8's digit lab as HTML that runs in the browser (an ``IPython.display.HTML``).
+
+    The reader draws a digit; the page preprocesses it like MNIST, runs the reference Simple
+    CNN on it in plain JavaScript and shows the ten probabilities and the feature maps of both
+    blocks. ``images`` (28x28, standardised or in [0, 1]) and ``labels`` are the test digits its
+    buttons load. The weights are the exported ones (:func:`cnnkit.digitlab.read_exported`):
+    stale weights, exported from another checkpoint than the reference, are refused.
+    """
+    from cnnkit import digitlab
+
+    data = digitlab.payload(images, labels, directory)
+    scripts = ("simplecnn.js", "digitlab.js")  # the network, then the lab that draws it
+    return _demo_html("digitlab", data, "scnn-lab", "digitlab.css", scripts, "SimpleCNNLab.start")

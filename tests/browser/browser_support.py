@@ -28,6 +28,26 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def watch_errors(page) -> list[str]:
+    """Uncaught errors of ``page`` with their stacks (register it before the page loads)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(f"{err.message}\n{err.stack or ''}"))
+    return errors
+
+
+def screenshot_element(locator, name: str) -> Path:
+    """A screenshot of one element under test-artifacts/screenshots/ (the window is made tall
+    enough that the page's sticky header does not cover it)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = locator.page
+    page.set_viewport_size({"width": 1280, "height": 2400})
+    locator.scroll_into_view_if_needed()
+    path = ARTIFACTS / f"{name}.png"
+    locator.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1280, "height": 900})
+    return path
+
+
 def book_pages(book_dir: Path) -> list[str]:
     """Every page of the built book, as paths relative to its html folder ('intro.html', ...).
 

@@ -8,19 +8,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from browser_support import ARTIFACTS, screenshot
+from browser_support import screenshot, screenshot_element, watch_errors
 
 from cnnkit.kernels import KERNEL_PRESETS, parse_kernel
 from cnnkit.scratch import conv2d, conv_output_size, conv_window, pool2d, pool_window
 
 PAGES = {"kernel": "notebooks/01-convolution.html", "pooling": "notebooks/02-pooling.html"}
-
-
-def _watch_errors(page) -> list[str]:
-    """Uncaught errors with their stacks (registered before the page loads)."""
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(f"{err.message}\n{err.stack or ''}"))
-    return errors
 
 
 def _ours(page, errors: list[str], url: str) -> list[str]:
@@ -39,7 +32,7 @@ def _ours(page, errors: list[str], url: str) -> list[str]:
 
 
 def _open(page, book_url: str, kind: str):
-    errors = _watch_errors(page)
+    errors = watch_errors(page)
     url = book_url + PAGES[kind]
     page.goto(url, wait_until="networkidle")
     demos = page.locator(f".scnn-{kind}-explorer")
@@ -80,16 +73,6 @@ def _click_cell(demo, cls: str, row: int, col: int, n_rows: int, n_cols: int):
     demo.locator(f"canvas.{cls}").click(
         position={"x": (col + 0.5) * box["width"] / n_cols, "y": (row + 0.5) * box["height"] / n_rows}
     )
-
-
-def _save_demo(demo, name: str):
-    """A screenshot of the explorer alone (the window is made tall enough that the page's
-    sticky header does not cover it)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    demo.page.set_viewport_size({"width": 1280, "height": 2400})
-    demo.scroll_into_view_if_needed()
-    demo.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-    demo.page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_kernel_explorer_is_live_in_the_book(page, book_url):
@@ -157,7 +140,7 @@ def test_kernel_explorer_is_live_in_the_book(page, book_url):
     assert np.isclose(state["windowSum"], win["value"])
     assert "output[7, 5]" in demo.locator(".scnn-window").inner_text()
 
-    _save_demo(demo, "kernel-explorer")
+    screenshot_element(demo, "kernel-explorer")
     screenshot(page, "convolution-page-after")
     assert not _ours(page, errors, url), _ours(page, errors, url)
 
@@ -205,7 +188,7 @@ def test_pooling_explorer_is_live_in_the_book(page, book_url):
     assert np.isclose(state["windowValue"], pool_window(maps[source], 2, 2, "max", 5, 8)["value"])
     assert "output[5, 8]" in demo.locator(".scnn-window").inner_text()
 
-    _save_demo(demo, "pooling-explorer")
+    screenshot_element(demo, "pooling-explorer")
     screenshot(page, "pooling-page-after")
     assert not _ours(page, errors, url), _ours(page, errors, url)
 

@@ -163,18 +163,11 @@ class Recipe:
 
 #: The original Simple-CNN-Guide recipe: constant Adam 1e-3, batch 256, plain cross-entropy.
 GUIDE = Recipe(name="guide", epochs=10)
-#: The course's default: the same network and optimiser, one-cycle schedule, label smoothing,
-#: random shifts, and bfloat16 arithmetic where the hardware has it.
-FAST = Recipe(
-    name="fast",
-    epochs=10,
-    lr=3e-3,
-    schedule="onecycle",
-    warmup=0.15,
-    label_smoothing=0.1,
-    max_shift=2,
-    precision="auto",
-)
+#: The course's default: the same network, one epoch. A one-cycle schedule lets Adam take large
+#: steps (betas 0.7 and 0.9 forget old gradients sooner); small batches give more of them;
+#: label smoothing and one-pixel shifts keep the fast learner from overfitting.
+FAST = Recipe(name="fast", epochs=1, batch_size=128, lr=1.5e-2, betas=(0.7, 0.9), schedule="onecycle",
+              warmup=0.25, label_smoothing=0.1, max_shift=1, precision="auto")  # fmt: skip
 RECIPES = {r.name: r for r in (GUIDE, FAST)}
 PRECISIONS = ("auto", "float32", "bfloat16")
 

@@ -182,10 +182,9 @@ def test_download_location_is_the_configured_repository():
 
 
 def test_short_fast_training_reaches_a_minimum_accuracy(mnist):
-    """The fast recipe, fixed seed, 10,000 images, 2 epochs (96.9 % test accuracy and 96.0 %
-    validation accuracy in bfloat16 on the test CPU; 96.9 % and 95.8 % in float32): a change that
-    breaks learning (data, model, loss, optimiser or schedule) fails here even when the checkpoint
-    still loads."""
+    """The fast recipe, fixed seed, 10,000 images, 2 epochs (98.56 % test accuracy and 98.10 %
+    validation accuracy in float32 on an AVX2 CPU): a change that breaks learning (data, model,
+    loss, optimiser or schedule) fails here even when the checkpoint still loads."""
     small = Splits(
         mnist.x_train[:10_000],
         mnist.y_train[:10_000],
@@ -198,8 +197,8 @@ def test_short_fast_training_reaches_a_minimum_accuracy(mnist):
     model = sc.SimpleCNN()
     history = sc.train(model, small, sc.FAST, epochs=2, seed=0)
     _, acc = sc.evaluate(model, sc.Batches(small.x_test, small.y_test, sc.EVAL_BATCH_SIZE))
-    assert history[-1]["val_acc"] > 0.94, history
-    assert acc > 0.955, acc
+    assert history[-1]["val_acc"] > 0.965, history
+    assert acc > 0.975, acc
 
 
 # --- weights of the original Simple-CNN-Guide ---------------------------------------------------

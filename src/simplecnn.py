@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -251,11 +251,12 @@ class Batches:
         n = len(self.y)
         order = torch.randperm(n, generator=self.generator).to(self.y.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
-            if order is None:
-                xb, yb = self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
-            else:
-                idx = order[start : start + self.batch_size]
-                xb, yb = self.x[idx], self.y[idx]
+            idx = (
+                slice(start, start + self.batch_size)
+                if order is None
+                else order[start : start + self.batch_size]
+            )
+            xb, yb = self.x[idx], self.y[idx]
             yield (self.augment(xb) if self.augment is not None else xb), yb
 
 
@@ -264,15 +265,7 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def train_epoch(
-    model,
-    batches: Iterable,
-    optimizer,
-    loss_fn=None,
-    scheduler=None,
-    progress=None,
-    precision: str = "float32",
-) -> tuple[float, float]:
+def train_epoch(model, batches, optimizer, loss_fn=None, scheduler=None, progress=None, precision="float32"):
     """One pass over ``batches`` in training mode; returns ``(mean loss, accuracy)``."""
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     device = model_device(model)
@@ -303,7 +296,7 @@ def train_epoch(
 
 
 @torch.inference_mode()
-def evaluate(model, batches: Iterable, loss_fn=None) -> tuple[float, float]:
+def evaluate(model, batches, loss_fn=None) -> tuple[float, float]:
     """Mean loss and accuracy over ``batches`` in evaluation mode (no dropout; batch norm
     uses its running statistics)."""
     loss_fn = loss_fn or nn.CrossEntropyLoss()
@@ -338,12 +331,8 @@ def predict(model, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.
     was_training = model.training
     model.eval()
     try:
-        return torch.cat(
-            [
-                F.softmax(model(x[i : i + batch_size].to(device)), dim=1).cpu()
-                for i in range(0, len(x), batch_size)
-            ]
-        )
+        chunks = [x[i : i + batch_size].to(device) for i in range(0, len(x), batch_size)]
+        return torch.cat([F.softmax(model(chunk), dim=1).cpu() for chunk in chunks])
     finally:
         model.train(was_training)
 

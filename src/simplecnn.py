@@ -181,8 +181,12 @@ def make_optimizer(model: nn.Module, recipe: Recipe, steps_per_epoch: int, epoch
         return optimizer, None
     if recipe.schedule != "onecycle":
         raise ValueError(f"unknown schedule {recipe.schedule!r}; use 'constant' or 'onecycle'")
+    total = steps_per_epoch * epochs
+    if total < 3:
+        raise ValueError(f"a one-cycle schedule needs at least 3 steps, got {total}")
+    warmup = min(max(recipe.warmup, 2 / total), 1 - 1 / total)  # each phase gets a step or more
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.lr, total_steps=steps_per_epoch * epochs, pct_start=recipe.warmup
+        optimizer, max_lr=recipe.lr, total_steps=total, pct_start=warmup
     )
     return optimizer, scheduler
 

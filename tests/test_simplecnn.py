@@ -297,3 +297,16 @@ def test_adam_betas_come_from_the_recipe():
     recipe = simplecnn.Recipe(name="b", epochs=1, betas=(0.7, 0.9))
     optimizer, scheduler = simplecnn.make_optimizer(SimpleCNN(), recipe, 10, 1)
     assert optimizer.param_groups[0]["betas"] == (0.7, 0.9) and scheduler is None
+
+
+def test_one_cycle_on_very_few_steps_still_warms_up_and_cools_down():
+    recipe = simplecnn.Recipe(name="tiny", epochs=1, lr=0.01, schedule="onecycle", warmup=0.25)
+    optimizer, scheduler = simplecnn.make_optimizer(SimpleCNN(), recipe, steps_per_epoch=4, epochs=1)
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert max(rates) == pytest.approx(0.01) and rates[0] < 0.01 and rates[-1] < 0.01
+    with pytest.raises(ValueError, match="at least 3 steps"):
+        simplecnn.make_optimizer(SimpleCNN(), recipe, steps_per_epoch=2, epochs=1)

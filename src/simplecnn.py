@@ -432,3 +432,9 @@ def _progress_bar(total: int):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="training", unit="batch")
+
+
+if __name__ == "__main__":  # `python -m simplecnn train|evaluate|export-weights ...`
+    from cnnkit.cli import main  # imported here only: the support package uses this file, not the reverse
+
+    raise SystemExit(main())

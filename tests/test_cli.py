@@ -68,7 +68,7 @@ def test_cli_device_option(mnist_root, tmp_path, capsys, monkeypatch):
             "--epochs",
             "1",
             "--train-subset",
-            "256",
+            "512",
             "--no-progress",
             "--device",
             "cpu",
@@ -104,3 +104,13 @@ def test_cli_reports_missing_data_without_a_traceback(tmp_path, capsys, monkeypa
     code = cli.main(["train", "--epochs", "1", "--data-root", str(tmp_path), "--no-progress"])
     assert code == 2
     assert "MNIST is not available" in capsys.readouterr().err
+
+
+def test_python_m_simplecnn_is_the_same_command_line():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "simplecnn", "evaluate", "--help"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.startswith("usage: simplecnn evaluate") and "--sha256" in result.stdout

@@ -79,6 +79,16 @@ def test_describe_figure_reads_titles_labels_and_legend():
     )
 
 
+def test_plot_history_without_validation_shows_the_recorded_test_loss():
+    nan = float("nan")
+    ax = plots.plot_history(
+        [dict(epoch=e, train_loss=1.0 / e, val_loss=nan, test_loss=0.5 / e) for e in (1, 2)], title="t"
+    )
+    labels = [line.get_label() for line in ax.get_lines()]
+    plt.close(ax.figure)
+    assert labels == ["training", "test"]
+
+
 def test_describe_figure_lists_an_image_grid_with_its_labels():
     fig = plots.show_images(torch.zeros(3, 1, 28, 28), labels=[7, 2, 1], ncols=4, title="Three digits")
     text = plots.describe_figure(fig)

@@ -110,7 +110,10 @@ def plot_history(history: list[dict], ax=None, title: str = "Training and valida
         _, ax = plt.subplots(figsize=(6, 3.5))
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", color=COLORS[0], label="training")
-    ax.plot(epochs, [h["val_loss"] for h in history], "s--", color=COLORS[1], label="validation")
+    if any(h["val_loss"] == h["val_loss"] for h in history):  # NaN: trained without a validation set
+        ax.plot(epochs, [h["val_loss"] for h in history], "s--", color=COLORS[1], label="validation")
+    if all("test_loss" in h for h in history):  # a record, for reading only: nothing is tuned on it
+        ax.plot(epochs, [h["test_loss"] for h in history], "d:", color=COLORS[2], label="test")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss")
     ax.set_title(title)

@@ -242,6 +242,18 @@ def test_random_affine_moves_rotates_and_zooms_within_its_limits():
     assert torch.equal(out, again)  # a seeded generator gives the same augmentation
 
 
+def test_elastic_distortion_bends_the_digit_without_destroying_it():
+    img = torch.full((1, 1, 28, 28), -0.5)
+    img[0, 0, 6:22, 13:15] = 2.0  # a vertical stroke
+    batch = img.repeat(100, 1, 1, 1)
+    out = simplecnn.random_affine(0, 0, 0, 15, torch.Generator().manual_seed(0))(batch)
+    ink_in, ink_out = (batch + 0.5).sum((1, 2, 3)), (out + 0.5).sum((1, 2, 3))
+    assert not torch.allclose(out, batch, atol=1e-3)  # bent ...
+    assert ((ink_out / ink_in - 1).abs() < 0.4).all()  # ... stretched here, squeezed there, not lost
+    rows_with_ink = ((out > 0.75).sum(3) > 0).sum((1, 2)).float()
+    assert (rows_with_ink >= 12).all()  # the stroke is still a stroke
+
+
 def test_format_epoch_leaves_out_a_missing_validation_set():
     row = dict(epoch=1, train_loss=0.5, train_acc=0.9, val_loss=0.2, val_acc=0.95, seconds=3.0)
     assert "val loss 0.2000  acc 95.00%" in simplecnn.format_epoch(row, 2)

@@ -113,7 +113,9 @@ def parser() -> argparse.ArgumentParser:
         "--recipe",
         choices=sorted(sc.RECIPES),
         default="fast",
-        help="'fast' (default: one-cycle, label smoothing, shifts) or 'guide' (constant Adam)",
+        help="'fast' (default: one epoch of one-cycle Adam, label smoothing, shifts), 'guide' "
+        "(the original: constant Adam) or 'reference' (the reference checkpoint's: 30 epochs, "
+        "rotations, zoom and elastic distortions)",
     )
     t.add_argument("--epochs", type=int, help="number of epochs (default: the recipe's)")
     t.add_argument("--lr", type=float, help="(peak) learning rate (default: the recipe's)")
@@ -126,7 +128,12 @@ def parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--device", help="'cpu', 'cuda' or 'auto' (default: a CUDA GPU if there is one)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--val-fraction", type=float, default=0.2, help="validation share (default 0.2)")
+    t.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="validation share of the 60,000 training images (default 0.2; 0: train on all)",
+    )
     t.add_argument("--train-subset", type=int, help="train on only the first N training images")
     t.add_argument("--data-root", help=f"data folder (default ${mnist.DATA_ENV} or ./data)")
     t.add_argument(

@@ -10,7 +10,7 @@ fast first for odd ones):
   cross-entropy, ``loss.item()`` every step, and validation/test passes through the same kind
   of loaders under ``torch.no_grad()``;
 * fast: ``simplecnn.train`` with the course's default recipe ``simplecnn.FAST`` (one epoch:
-  batch 128, one-cycle Adam with betas (0.7, 0.9), label smoothing, one-pixel random shifts) on
+  batch 128, one-cycle Adam with beta2 0.9, label smoothing, one-pixel random shifts) on
   preloaded, standardised tensors, a ``channels_last`` model,
   the Simple CNN's ``FastDropout`` masks, bfloat16 arithmetic in the forward pass where the CPU
   has it (``--precision`` overrides this) and evaluation in float32 under

@@ -349,6 +349,19 @@ def test_adam_betas_come_from_the_recipe():
     assert optimizer.param_groups[0]["betas"] == (0.7, 0.9) and scheduler is None
 
 
+def test_one_cycle_dips_adams_beta1_and_keeps_beta2():
+    recipe = simplecnn.Recipe(name="c", epochs=1, lr=0.01, betas=(0.95, 0.9), schedule="onecycle", warmup=0.5)
+    optimizer, scheduler = simplecnn.make_optimizer(SimpleCNN(), recipe, steps_per_epoch=11, epochs=1)
+    beta1 = [optimizer.param_groups[0]["betas"][0]]
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+        beta1.append(optimizer.param_groups[0]["betas"][0])
+        assert optimizer.param_groups[0]["betas"][1] == 0.9
+    assert beta1[0] == pytest.approx(0.95) and min(beta1) == pytest.approx(0.85, abs=0.01) and beta1[-1] > 0.94
+    assert simplecnn.FAST.betas[0] == simplecnn.REFERENCE.betas[0] == 0.95  # what one-cycle starts from
+
+
 def test_one_cycle_on_very_few_steps_still_warms_up_and_cools_down():
     recipe = simplecnn.Recipe(name="tiny", epochs=1, lr=0.01, schedule="onecycle", warmup=0.25)
     optimizer, scheduler = simplecnn.make_optimizer(SimpleCNN(), recipe, steps_per_epoch=4, epochs=1)

@@ -27,7 +27,7 @@ from simplecnn import SimpleCNN
 REPOSITORY = "https://github.com/simplecnn/simple-cnn"
 #: The reference checkpoint, relative to the repository root, and its SHA-256.
 REFERENCE_CHECKPOINT = "checkpoints/simplecnn.pt"
-REFERENCE_SHA256 = "7edbc4727b8a33e080c3982871e1959a1e9a7a13d93c85f0df086886a395b165"
+REFERENCE_SHA256 = "9ee98bbcc98990c516db6598e399e11cd307a318b75ce7ed641119182eae0036"
 
 
 def sha256(path: str | os.PathLike) -> str:

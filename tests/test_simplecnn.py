@@ -358,7 +358,9 @@ def test_one_cycle_dips_adams_beta1_and_keeps_beta2():
         scheduler.step()
         beta1.append(optimizer.param_groups[0]["betas"][0])
         assert optimizer.param_groups[0]["betas"][1] == 0.9
-    assert beta1[0] == pytest.approx(0.95) and min(beta1) == pytest.approx(0.85, abs=0.01) and beta1[-1] > 0.94
+    assert (
+        beta1[0] == pytest.approx(0.95) and min(beta1) == pytest.approx(0.85, abs=0.01) and beta1[-1] > 0.94
+    )
     assert simplecnn.FAST.betas[0] == simplecnn.REFERENCE.betas[0] == 0.95  # what one-cycle starts from
 
 

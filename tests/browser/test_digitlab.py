@@ -342,7 +342,7 @@ def test_javascript_forward_pass_matches_pytorch(page, book_url, browser_model, 
     )
     assert same_class == N_PARITY, f"the page and PyTorch disagree on {N_PARITY - same_class} images"
     assert max_diff < 1e-4, max_diff
-    assert ref_same >= 0.999 * N_PARITY and ref_diff < 0.01
+    assert ref_same >= 0.999 * N_PARITY and ref_diff < 0.03  # int8 rounding moves unsure images most
     assert not errors, errors
 
 

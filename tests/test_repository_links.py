@@ -116,7 +116,9 @@ def test_imports_of_src_are_declared_dependencies():
         re.split(r"[<>=!~ \[;]", d, maxsplit=1)[0].lower().replace("-", "_")
         for d in PYPROJECT["project"]["dependencies"]
     }
-    local = {p.stem for p in (ROOT / "src").glob("*.py")}
+    local = {p.stem for p in (ROOT / "src").glob("*.py")} | {
+        p.parent.name for p in (ROOT / "src").glob("*/__init__.py")
+    }
     for path in (ROOT / "src").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = []

@@ -132,6 +132,26 @@ def number_array(value, what: str = "your answer"):
         raise Wrong(f"{what} should be numbers (a list, or a list of rows); got {value!r}.") from None
 
 
+def real_number(value, what: str = "your answer") -> float:
+    """``value`` as a float (a one-element tensor counts); :class:`NotAnswered` for the
+    placeholder, :class:`Wrong` when it is not a number."""
+    value = answered(value, what)
+    if hasattr(value, "numel") and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Wrong(f"{what} should be a number; got {value!r}.")
+    return float(value)
+
+
+def reader_call(f, *args, what: str, hint: str = ""):
+    """``f(*args)`` for a function the reader wrote; any exception it raises becomes a
+    :class:`Wrong` that names it, so the check explains instead of crashing."""
+    try:
+        return f(*args)
+    except Exception as err:  # the reader's code: any error is an answer to explain
+        raise Wrong(f"{what} raised {type(err).__name__}: {err}" + (f" ({hint})" if hint else "")) from None
+
+
 def status(key: str, *answers, **named) -> tuple[str, str]:
     """``("right" | "wrong" | "not answered", message)`` for these answers to exercise ``key``."""
     ex = get(key)

@@ -11,17 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnkit.exercises import Wrong, answered, exercise
+from cnnkit.exercises import Wrong, answered, exercise, reader_call, real_number
 
 NOTEBOOK = "03-activations"
-
-
-def _call(f, *args, what: str, hint: str = ""):
-    """``f(*args)``; an exception in the reader's code becomes a :class:`Wrong` that names it."""
-    try:
-        return f(*args)
-    except Exception as err:  # the reader's code: any error is an answer to explain, not a crash
-        raise Wrong(f"{what} raised {type(err).__name__}: {err}" + (f" ({hint})" if hint else "")) from None
 
 
 def _tensor(value, what: str) -> torch.Tensor:
@@ -30,15 +22,6 @@ def _tensor(value, what: str) -> torch.Tensor:
         return torch.as_tensor(value, dtype=torch.float32)
     except (TypeError, ValueError, RuntimeError):
         raise Wrong(f"{what} should be a tensor of numbers; got {type(value).__name__}.") from None
-
-
-def _number(value, what: str) -> float:
-    value = answered(value, what)
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Wrong(f"{what} should be a number; got {value!r}.")
-    return float(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,7 +83,7 @@ def _number(value, what: str) -> float:
 )
 def _(softplus, softplus_grad):
     x = torch.arange(-200, 201) / 10  # -20 to 20 in steps of 0.1, with 0 itself
-    mine = _tensor(_call(softplus, x.clone(), what="softplus(x)"), "what softplus(x) returns")
+    mine = _tensor(reader_call(softplus, x.clone(), what="softplus(x)"), "what softplus(x) returns")
     if mine.shape != x.shape:
         raise Wrong(
             f"softplus(x) has shape {tuple(mine.shape)} for x of shape {tuple(x.shape)}: work element by element."
@@ -112,7 +95,7 @@ def _(softplus, softplus_grad):
             f"{F.softplus(x)[bad].item():.5g} there."
         )
     far = torch.tensor([-100.0, 100.0])
-    mine_far = _tensor(_call(softplus, far.clone(), what="softplus(x)"), "what softplus(x) returns")
+    mine_far = _tensor(reader_call(softplus, far.clone(), what="softplus(x)"), "what softplus(x) returns")
     if not torch.isfinite(mine_far).all():
         raise Wrong(
             f"softplus(100) gives {mine_far[1].item()}: e^100 overflows float32. Use "
@@ -125,7 +108,7 @@ def _(softplus, softplus_grad):
     grad = wide.clone().requires_grad_(True)
     F.softplus(grad).backward(torch.ones_like(grad))  # the true derivative, by autograd
     yours = _tensor(
-        _call(softplus_grad, wide.clone(), what="softplus_grad(x)"), "what softplus_grad(x) returns"
+        reader_call(softplus_grad, wide.clone(), what="softplus_grad(x)"), "what softplus_grad(x) returns"
     )
     if yours.shape != wide.shape:
         raise Wrong(f"softplus_grad(x) has shape {tuple(yours.shape)}; it should match x.")
@@ -170,7 +153,7 @@ def _(softplus, softplus_grad):
     ],
 )
 def _(largest_factor):
-    value = _number(largest_factor, "largest_factor")
+    value = real_number(largest_factor, "largest_factor")
     x = torch.linspace(-10, 10, 200_001, dtype=torch.float64)
     peak = (torch.sigmoid(x) * (1 - torch.sigmoid(x))).max().item()  # the largest slope, 1/4
     expected = peak**10
@@ -223,7 +206,7 @@ def _(collapse):
     W1, b1, W2, b2 = (p.detach() for p in (first.weight, first.bias, second.weight, second.bias))
     shapes = "W1 is 3×4, b1 has 3 values, W2 is 2×3, b2 has 2"
     result = answered(
-        _call(collapse, W1, b1, W2, b2, what="collapse(W1, b1, W2, b2)", hint=shapes),
+        reader_call(collapse, W1, b1, W2, b2, what="collapse(W1, b1, W2, b2)", hint=shapes),
         "what collapse returns",
     )
     if not isinstance(result, (tuple, list)) or len(result) != 2:
@@ -283,7 +266,7 @@ def _(default_bound, he_std):
     fan_in = _fan_in(layer.weight.shape)
     bound, std = 1 / math.sqrt(fan_in), math.sqrt(2 / fan_in)
     assert layer.weight.abs().max().item() <= bound  # the formula is PyTorch's
-    value = _number(default_bound, "default_bound")
+    value = real_number(default_bound, "default_bound")
     if not math.isclose(value, bound, rel_tol=1e-2):
         if math.isclose(value, 1 / math.sqrt(32), rel_tol=1e-2):
             raise Wrong(
@@ -300,7 +283,7 @@ def _(default_bound, he_std):
         raise Wrong(
             f"default_bound {value:.4g}: PyTorch draws from U(−1/√fan_in, 1/√fan_in), fan_in = 32 × 5 × 5."
         )
-    value = _number(he_std, "he_std")
+    value = real_number(he_std, "he_std")
     if not math.isclose(value, std, rel_tol=1e-2):
         if math.isclose(value, 2 / fan_in, rel_tol=1e-2):
             raise Wrong("2/fan_in is He's variance; the standard deviation is its square root.")
@@ -353,7 +336,7 @@ def _(he_weights):
     def draw(shape, seed=1):
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            w = answered(_call(he_weights, shape, what=f"he_weights({shape})"), f"he_weights({shape})")
+            w = answered(reader_call(he_weights, shape, what=f"he_weights({shape})"), f"he_weights({shape})")
         w = _tensor(w, f"he_weights({shape})")
         if tuple(w.shape) != shape:
             raise Wrong(

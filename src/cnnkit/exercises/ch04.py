@@ -11,26 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnkit.exercises import Wrong, answered, exercise
+from cnnkit.exercises import Wrong, answered, exercise, reader_call, real_number
 
 NOTEBOOK = "04-loss"
-
-
-def _call(f, *args, what: str):
-    """``f(*args)``; an exception in the reader's code becomes a :class:`Wrong` that names it."""
-    try:
-        return f(*args)
-    except Exception as err:  # the reader's code: any error is an answer to explain, not a crash
-        raise Wrong(f"{what} raised {type(err).__name__}: {err}") from None
-
-
-def _number(value, what: str) -> float:
-    value = answered(value, what)
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Wrong(f"{what} should be a number; got {value!r}.")
-    return float(value)
 
 
 def _tensor(value, what: str) -> torch.Tensor:
@@ -63,7 +46,7 @@ def _close(value: float, target: float, tol: float = 1e-3) -> bool:
     ],
 )
 def _(loss):
-    value = _number(loss, "loss")
+    value = real_number(loss, "loss")
     logits = torch.tensor([[2.0, 1.0, 0.0]], dtype=torch.float64)
     expected = F.cross_entropy(logits, torch.tensor([0])).item()
     p = math.exp(-expected)  # the softmax probability of class 0
@@ -112,7 +95,7 @@ def _(cross_entropy_grad):
     F.cross_entropy(z, y).backward()
     expected = z.grad.double()
     grad = _tensor(
-        _call(cross_entropy_grad, logits.clone(), y.clone(), what="cross_entropy_grad(logits, y)"),
+        reader_call(cross_entropy_grad, logits.clone(), y.clone(), what="cross_entropy_grad(logits, y)"),
         "what cross_entropy_grad returns",
     )
     if grad.shape != expected.shape:
@@ -151,7 +134,7 @@ def _(cross_entropy_grad):
     ],
 )
 def _(hinge):
-    value = _number(hinge, "hinge")
+    value = real_number(hinge, "hinge")
     logits, y = torch.tensor([[3.0, 2.5, -1.0]]), torch.tensor([0])
     expected = nn.MultiMarginLoss()(logits, y).item()
     terms = (1 - logits[0, 0] + logits[0, 1:]).tolist()  # the two wrong classes, before max(0, .)
@@ -203,7 +186,7 @@ def _(hinge):
 def _(smooth_targets):
     for y, classes, eps in ((torch.tensor([0, 3, 7, 3]), 10, 0.1), (torch.tensor([2, 0]), 3, 0.3)):
         q = _tensor(
-            _call(smooth_targets, y.clone(), classes, eps, what="smooth_targets(y, num_classes, eps)"),
+            reader_call(smooth_targets, y.clone(), classes, eps, what="smooth_targets(y, num_classes, eps)"),
             "what smooth_targets returns",
         )
         if q.shape != (len(y), classes):
@@ -235,7 +218,7 @@ def _(smooth_targets):
     # the soft targets give exactly PyTorch's smoothed loss
     generator = torch.Generator().manual_seed(5)
     logits, y = torch.randn(16, 10, generator=generator), torch.randint(0, 10, (16,), generator=generator)
-    q = _call(smooth_targets, y, 10, 0.1, what="smooth_targets(y, num_classes, eps)").float()
+    q = reader_call(smooth_targets, y, 10, 0.1, what="smooth_targets(y, num_classes, eps)").float()
     soft = -(q * torch.log_softmax(logits, 1)).sum(1).mean()
     pytorch = F.cross_entropy(logits, y, label_smoothing=0.1)
     if not torch.allclose(soft, pytorch, atol=1e-5):
@@ -281,7 +264,7 @@ def _smoothing_optimum(classes: int, eps: float) -> tuple[float, float]:
 def _(best_p, best_gap):
     eps, classes = 0.1, 100
     p_star, gap_star = _smoothing_optimum(classes, eps)
-    p = _number(best_p, "best_p")
+    p = real_number(best_p, "best_p")
     if not math.isclose(p, p_star, abs_tol=3e-4):
         if math.isclose(p, 1.0, abs_tol=1e-6):
             raise Wrong(
@@ -294,7 +277,7 @@ def _(best_p, best_gap):
         if math.isclose(p, 1 - eps + eps / 10, abs_tol=1e-6):
             raise Wrong(f"{p:g} is MNIST's value (C = 10); CIFAR-100 has C = 100 classes.")
         raise Wrong(f"best_p {p:g}: the loss is smallest where p equals the smoothed target, 1 − ε + ε/C.")
-    gap = _number(best_gap, "best_gap")
+    gap = real_number(best_gap, "best_gap")
     if math.isclose(gap, gap_star, rel_tol=2e-3):
         return f"(on MNIST, C = 10, the gap is only {_smoothing_optimum(10, eps)[1]:.2f})"
     if math.isinf(gap):

@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 
 import simplecnn as sc
-from cnnkit import mnist
+from cnnkit import experiments, mnist
 
 
 def scheduling() -> str:
@@ -168,7 +168,10 @@ def run_fast(
     model = sc.SimpleCNN().to(memory_format=torch.channels_last)
     epochs = []
 
-    def stop(row):
+    measure_test = experiments.measure_test(data.x_test, data.y_test)
+
+    def stop(model, row):
+        measure_test(model, row)
         row["wall"] = time.perf_counter() - start
         epochs.append(row)
         print(
@@ -178,7 +181,7 @@ def run_fast(
         return row["test_acc"] >= target or row["epoch"] >= max_epochs
 
     # the whole recipe (its one-cycle schedule spans all its epochs); we stop at the target
-    sc.train(model, data, recipe, seed=seed, test_each_epoch=True, stop=stop)
+    sc.train(model, data, recipe, seed=seed, after_epoch=stop)
     return dict(path="fast", seed=seed, epochs=epochs)
 
 

@@ -35,9 +35,7 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-# ---------------------------------------------------------------------------------------------
-# The network (chapters 1-3 and 6; assembled in chapter 7)
-# ---------------------------------------------------------------------------------------------
+# --- The network (chapters 1-3 and 6; assembled in chapter 7) --------------------------------
 
 
 def check_input(x: torch.Tensor, shape: tuple[int, int, int], model_name: str) -> None:
@@ -135,9 +133,7 @@ class SimpleCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-# ---------------------------------------------------------------------------------------------
-# How to train it (chapters 4-6, appendix B)
-# ---------------------------------------------------------------------------------------------
+# --- How to train it (chapters 4-6, appendix B) ----------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -152,10 +148,7 @@ class Recipe:
     schedule: str = "constant"  # "constant" or "onecycle" (chapter 5)
     warmup: float = 0.3  # one-cycle: share of the steps spent raising the learning rate
     label_smoothing: float = 0.0  # chapter 4
-    max_shift: float = 0  # random shifts of up to this many pixels (chapter 6)
-    max_rotation: float = 0.0  # random rotations of up to this many degrees (chapter 6)
-    max_scale: float = 0.0  # random zoom by up to this fraction, 0.1 = 10 % (chapter 6)
-    elastic: float = 0.0  # strength of random elastic distortions, in pixels (chapter 6)
+    max_shift: int = 0  # random shifts of up to this many pixels (chapter 6)
     weight_decay: float = 0.0
     precision: str = "float32"  # "float32", "bfloat16" or "auto" (appendix B)
 
@@ -167,12 +160,7 @@ GUIDE = Recipe(name="guide", epochs=10)
 #: label smoothing and one-pixel shifts keep the fast learner from overfitting.
 FAST = Recipe(name="fast", epochs=1, batch_size=128, lr=1.5e-2, betas=(0.95, 0.9), schedule="onecycle",
               warmup=0.25, label_smoothing=0.1, max_shift=1, precision="auto")  # fmt: skip
-#: The reference checkpoint's (chapter 8): the fast recipe for longer, on digits that are also
-#: rotated, zoomed and bent a little, so that the network meets more ways of writing each digit.
-REFERENCE = Recipe(name="reference", epochs=30, batch_size=128, lr=1e-2, betas=(0.95, 0.9), schedule="onecycle",
-                   warmup=0.25, label_smoothing=0.1, max_shift=2, max_rotation=10, max_scale=0.1,
-                   elastic=15, precision="auto")  # fmt: skip
-RECIPES = {r.name: r for r in (GUIDE, FAST, REFERENCE)}
+RECIPES = {r.name: r for r in (GUIDE, FAST)}  # cnnkit.augment adds the reference model's
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
@@ -193,12 +181,7 @@ def make_optimizer(model: nn.Module, recipe: Recipe, steps_per_epoch: int, epoch
     # 0.85 at the peak and back, so the largest steps lean less on old gradients
     beta1 = recipe.betas[0]
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        recipe.lr,
-        total_steps=total,
-        pct_start=warmup,
-        max_momentum=beta1,
-        base_momentum=min(0.85, beta1),
+        optimizer, recipe.lr, total, pct_start=warmup, max_momentum=beta1, base_momentum=min(0.85, beta1)
     )
     return optimizer, scheduler
 
@@ -220,52 +203,10 @@ def random_shift(max_shift: int = 2, generator: torch.Generator | None = None):
     return augment
 
 
-def random_affine(max_shift=2.0, max_rotation=0.0, max_scale=0.0, elastic=0.0, generator=None):
-    """Stronger augmentation (chapter 6): rotate each image by up to ``max_rotation`` degrees,
-    zoom it by up to ``max_scale``, move it by up to ``max_shift`` pixels and, with ``elastic``,
-    bend it by a smooth random field (Simard et al., 2003); bilinear, background in the corners."""
-
-    def augment(x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
-
-        def uniform(limit, *shape):  # random values in [-limit, limit]
-            return (torch.rand(*(shape or (n,)), generator=generator) * 2 - 1) * limit
-
-        angle, zoom = torch.deg2rad(uniform(max_rotation)), 1 + uniform(max_scale)
-        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-        dx, dy = uniform(2 * max_shift / w), uniform(2 * max_shift / h)  # affine_grid spans [-1, 1]
-        theta = torch.stack([cos, -sin, dx, sin, cos, dy], 1).view(n, 2, 3).to(x)
-        grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
-        if elastic:  # white noise blurred by a Gaussian (sigma 4 pixels): neighbours move together
-            r, sigma = 16, 4.0
-            kernel = torch.exp(-0.5 * (torch.arange(-r, r + 1.0) / sigma) ** 2)
-            kernel = (kernel / kernel.sum()).to(x)
-            field = uniform(1.0, 2 * n, 1, h, w).to(x)
-            field = F.conv2d(F.pad(field, (r, r, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
-            field = F.conv2d(F.pad(field, (0, 0, r, r), mode="reflect"), kernel.view(1, 1, -1, 1))
-            grid = grid + field.view(n, 2, h, w).permute(0, 2, 3, 1) * (2 * elastic / w)
-        background = x.amin()
-        return F.grid_sample(x - background, grid, align_corners=False) + background
-
-    return augment
-
-
-def augmentation(recipe: Recipe, generator: torch.Generator | None = None):
-    """The recipe's augmentation: whole-pixel shifts alone, or with rotation, zoom and bending."""
-    if recipe.max_rotation or recipe.max_scale or recipe.elastic:
-        return random_affine(
-            recipe.max_shift, recipe.max_rotation, recipe.max_scale, recipe.elastic, generator
-        )
-    return random_shift(int(recipe.max_shift), generator) if recipe.max_shift else None
-
-
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
     """``"float32"`` or ``"bfloat16"``: what ``precision`` means on ``device`` (appendix B).
-
-    ``"auto"`` picks bfloat16 where the hardware multiplies it natively (a CUDA GPU that
-    supports it; a CPU with AMX or AVX-512 BF16) and float32 elsewhere, where emulated
-    bfloat16 would be slower.
-    """
+    ``"auto"`` is bfloat16 where the hardware multiplies it natively (a CUDA GPU that supports
+    it, a CPU with AMX or AVX-512 BF16), float32 where emulating it would be slower."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if precision != "auto":
@@ -279,17 +220,12 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
     return "bfloat16" if caps.get("amx_bf16") or caps.get("avx512_bf16") else "float32"
 
 
-# ---------------------------------------------------------------------------------------------
-# Mini-batches, one epoch, evaluation (chapter 7)
-# ---------------------------------------------------------------------------------------------
+# --- Mini-batches, one epoch, evaluation (chapter 7) -----------------------------------------
 
 
 class Batches:
-    """Mini-batches sliced from tensors in memory (no per-image Python work).
-
-    With ``shuffle=True`` the order is redrawn each epoch from ``generator``; ``augment``
-    (training only) is applied to each input batch.
-    """
+    """Mini-batches sliced from tensors in memory (no per-image Python work). With ``shuffle``
+    the order is redrawn each epoch from ``generator``; ``augment`` changes each input batch."""
 
     def __init__(self, x, y, batch_size=256, shuffle=False, generator=None, augment=None):
         if len(x) != len(y):
@@ -306,11 +242,8 @@ class Batches:
         n = len(self.y)
         order = torch.randperm(n, generator=self.generator).to(self.y.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
-            idx = (
-                slice(start, start + self.batch_size)
-                if order is None
-                else order[start : start + self.batch_size]
-            )
+            idx = slice(start, start + self.batch_size)
+            idx = idx if order is None else order[idx]
             xb, yb = self.x[idx], self.y[idx]
             yield (self.augment(xb) if self.augment is not None else xb), yb
 
@@ -392,9 +325,7 @@ def predict(model, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.
         model.train(was_training)
 
 
-# ---------------------------------------------------------------------------------------------
-# The whole run (chapter 7)
-# ---------------------------------------------------------------------------------------------
+# --- The whole run (chapter 7) ---------------------------------------------------------------
 
 
 def train(
@@ -409,16 +340,18 @@ def train(
     device=None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
-    test_each_epoch: bool = False,
-    stop: Callable[[dict], bool] | None = None,
+    after_epoch: Callable[[nn.Module, dict], bool | None] | None = None,
+    augment: Callable[[torch.Generator], Callable] | None = None,
 ) -> list[dict]:
-    """Train ``model`` on ``data`` (``x_train``, ``y_train``, ``x_val``, ``y_val``, ``x_test``,
-    ``y_test``) and return one dict per epoch: ``epoch``, ``train_loss``, ``train_acc``,
-    ``val_loss``, ``val_acc``, ``seconds`` (of training), and ``test_loss``, ``test_acc`` and
-    ``test_seconds`` when ``test_each_epoch``.
+    """Train ``model`` on ``data`` (``x_train``, ``y_train``, ``x_val``, ``y_val``; never the
+    test set) and return one dict per epoch: ``epoch``, ``train_loss``, ``train_acc``,
+    ``val_loss``, ``val_acc`` and ``seconds`` (of training).
 
     ``optimizer``, ``scheduler`` and ``loss_fn`` default to the recipe's; ``device`` to
-    :func:`default_device`; ``stop(row)`` returning True ends training after that epoch.
+    :func:`default_device`. ``after_epoch(model, row)`` runs after each epoch: it may add to
+    the row (the command line adds test accuracy), and returning True ends training.
+    ``augment(generator)``, if given, makes the function that changes each training batch, in
+    place of the recipe's random shifts (``cnnkit.augment`` has stronger ones).
     """
     epochs = recipe.epochs if epochs is None else epochs
     device = torch.device(device) if device is not None else default_device()
@@ -426,10 +359,12 @@ def train(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)  # the order of batches and the shifts
     on_device = [t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val)]
-    augment = augmentation(recipe, generator)
+    if augment is not None:
+        augment = augment(generator)
+    elif recipe.max_shift:
+        augment = random_shift(recipe.max_shift, generator)
     train_batches = Batches(*on_device[:2], recipe.batch_size, True, generator, augment)
     val_batches = Batches(*on_device[2:], EVAL_BATCH_SIZE)
-    test_batches = Batches(data.x_test, data.y_test, EVAL_BATCH_SIZE)
     if optimizer is None:
         optimizer, scheduler = make_optimizer(model, recipe, len(train_batches), epochs)
     loss_fn = loss_fn or nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
@@ -448,14 +383,11 @@ def train(
             row["val_loss"], row["val_acc"] = (
                 evaluate(model, val_batches, plain_loss) if len(data.y_val) else (float("nan"),) * 2
             )
-            if test_each_epoch:
-                start = time.perf_counter()
-                row["test_loss"], row["test_acc"] = evaluate(model, test_batches, plain_loss)
-                row["test_seconds"] = time.perf_counter() - start
+            done = after_epoch is not None and after_epoch(model, row)
             history.append(row)
             if log is not None:
                 (bar.write if bar is not None else log)(format_epoch(row, epochs))
-            if stop is not None and stop(row):
+            if done:
                 break
     finally:
         if bar is not None:

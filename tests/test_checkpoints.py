@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import simplecnn as sc
-from cnnkit import checkpoints
+from cnnkit import augment, checkpoints
 from cnnkit.mnist import MEAN, STD, Splits
 from simplecnn import SimpleCNN
 
@@ -106,7 +106,7 @@ def test_checkpoint_is_a_plain_state_dict_of_the_simple_cnn():
 
 
 def test_record_describes_the_reference_recipe_on_all_training_images(record):
-    assert record["recipe"]["name"] == "reference" and record["recipe"]["epochs"] == sc.REFERENCE.epochs
+    assert record["recipe"]["name"] == "reference" and record["recipe"]["epochs"] == augment.REFERENCE.epochs
     assert record["train_subset"] is None and record["val_fraction"] == 0.0  # all 60,000 images
     assert len(record["history"]) == record["recipe"]["epochs"]
     assert record["test_acc"] >= 0.994  # what it measured: 99.49 %

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 import simplecnn
-from cnnkit import cifar, inspection
+from cnnkit import cifar, experiments, inspection
 from cnnkit.cifar import CifarCNN
 from cnnkit.mnist import DataError, Splits
 
@@ -238,7 +238,8 @@ def test_training_loop_runs_the_asked_epochs_and_counts_right(subset):
     )
     torch.manual_seed(0)
     model = CifarCNN()
-    history = simplecnn.train(model, small, cifar.RECIPE, epochs=2, seed=0, test_each_epoch=True)
+    measure = experiments.measure_test(small.x_test, small.y_test)
+    history = simplecnn.train(model, small, cifar.RECIPE, epochs=2, seed=0, after_epoch=measure)
     assert [h["epoch"] for h in history] == [1, 2]  # exactly `epochs` rows, not RECIPE.epochs
     _, acc = simplecnn.evaluate(model, simplecnn.Batches(small.x_test, small.y_test, 500))
     recount = (simplecnn.predict(model, small.x_test).argmax(1) == small.y_test).sum().item()

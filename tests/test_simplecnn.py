@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 import simplecnn
+from cnnkit import augment
 from cnnkit.inspection import count_parameters, layer_shapes
 from cnnkit.mnist import Splits
 from simplecnn import SimpleCNN
@@ -220,54 +221,11 @@ def test_random_shift_moves_the_image_without_changing_its_content():
 # --- training --------------------------------------------------------------------------------
 
 
-def test_random_affine_without_limits_is_the_identity():
-    x = torch.randn(8, 1, 28, 28)
-    assert torch.allclose(simplecnn.random_affine(0, 0, 0)(x), x, atol=1e-5)
-
-
-def test_random_affine_moves_rotates_and_zooms_within_its_limits():
-    img = torch.full((1, 1, 28, 28), -0.5)
-    img[0, 0, 10:18, 12:16] = 2.0  # a bright bar in the middle, on a dark background
-    batch = img.repeat(200, 1, 1, 1)
-    out = simplecnn.random_affine(2, 10, 0.1, 0, torch.Generator().manual_seed(0))(batch)
-    assert out.shape == batch.shape
-    assert torch.allclose(out[:, :, 0, :], torch.tensor(-0.5))  # the background fills the borders
-    ink = out > 0.75
-    assert torch.all(ink.flatten(1).sum(1) > 0)  # no bar is lost
-    rows = torch.arange(28.0)[:, None].expand(28, 28)
-    centre = (ink * rows).flatten(1).sum(1) / ink.flatten(1).sum(1)
-    assert (centre - 13.5).abs().max() <= 2.6 and centre.std() > 0.3  # moved, by at most ~2 pixels
-    assert len({tuple(o.flatten().tolist()) for o in out[:20]}) == 20  # every image differently
-    again = simplecnn.random_affine(2, 10, 0.1, 0, torch.Generator().manual_seed(0))(batch)
-    assert torch.equal(out, again)  # a seeded generator gives the same augmentation
-
-
-def test_elastic_distortion_bends_the_digit_without_destroying_it():
-    img = torch.full((1, 1, 28, 28), -0.5)
-    img[0, 0, 6:22, 13:15] = 2.0  # a vertical stroke
-    batch = img.repeat(100, 1, 1, 1)
-    out = simplecnn.random_affine(0, 0, 0, 15, torch.Generator().manual_seed(0))(batch)
-    ink_in, ink_out = (batch + 0.5).sum((1, 2, 3)), (out + 0.5).sum((1, 2, 3))
-    assert not torch.allclose(out, batch, atol=1e-3)  # bent ...
-    assert ((ink_out / ink_in - 1).abs() < 0.4).all()  # ... stretched here, squeezed there, not lost
-    rows_with_ink = ((out > 0.75).sum(3) > 0).sum((1, 2)).float()
-    assert (rows_with_ink >= 12).all()  # the stroke is still a stroke
-
-
 def test_format_epoch_leaves_out_a_missing_validation_set():
     row = dict(epoch=1, train_loss=0.5, train_acc=0.9, val_loss=0.2, val_acc=0.95, seconds=3.0)
     assert "val loss 0.2000  acc 95.00%" in simplecnn.format_epoch(row, 2)
     row.update(val_loss=float("nan"), val_acc=float("nan"), test_acc=0.97)
     assert "val" not in simplecnn.format_epoch(row, 2) and "test acc 97.00%" in simplecnn.format_epoch(row, 2)
-
-
-def test_each_recipe_gets_its_augmentation():
-    assert simplecnn.augmentation(simplecnn.GUIDE) is None
-    x = torch.randn(4, 1, 28, 28)
-    shifted = simplecnn.augmentation(simplecnn.FAST, torch.Generator().manual_seed(0))(x)
-    assert set(shifted.flatten().tolist()) <= set(x.flatten().tolist()) | {float(x.min())}  # whole pixels
-    affine = simplecnn.augmentation(simplecnn.REFERENCE, torch.Generator().manual_seed(0))(x)
-    assert affine.shape == x.shape and not set(affine.flatten().tolist()) <= set(x.flatten().tolist())
 
 
 def test_short_training_run_learns(mnist):
@@ -361,7 +319,7 @@ def test_one_cycle_dips_adams_beta1_and_keeps_beta2():
     assert (
         beta1[0] == pytest.approx(0.95) and min(beta1) == pytest.approx(0.85, abs=0.01) and beta1[-1] > 0.94
     )
-    assert simplecnn.FAST.betas[0] == simplecnn.REFERENCE.betas[0] == 0.95  # what one-cycle starts from
+    assert simplecnn.FAST.betas[0] == augment.REFERENCE.betas[0] == 0.95  # what one-cycle starts from
 
 
 def test_one_cycle_on_very_few_steps_still_warms_up_and_cools_down():

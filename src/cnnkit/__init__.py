@@ -8,6 +8,7 @@ module        its job
 ============  =====================================================================
 settings      the notebooks' budgets (``budget(full=..., quick=...)``)
 mnist         MNIST: download, checksum, standardize, split, hold in memory
+augment       rotations, zoom and elastic distortion; the reference model's recipe
 plots         the course's colours and style, figure alt text, common plots
 checkpoints   save and load weights safely; the reference model; the guide's names
 cli           the command line: ``python -m cnnkit train`` (or ``simplecnn train``)

@@ -328,7 +328,7 @@ def plot_accuracy(
             if any(key not in h for h in history):
                 raise ValueError(
                     f"run {label!r} has no {key!r} in its history "
-                    "(train with test_each_epoch=True for 'test_acc')"
+                    "(train with after_epoch=experiments.measure_test(...) for 'test_acc')"
                 )
             name = (
                 label

@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 import torch
 
 import simplecnn as sc
-from cnnkit import checkpoints, mnist
+from cnnkit import augment, checkpoints, experiments, mnist
 
 
 def _device(name: str | None) -> torch.device:
@@ -28,14 +28,15 @@ def _device(name: str | None) -> torch.device:
 
 
 def _train(args) -> int:
-    recipe = sc.RECIPES[args.recipe]
+    recipe = augment.RECIPES[args.recipe]
     overrides = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, precision=args.precision)
     recipe = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     device = _device(args.device)  # before loading data: a bad option fails at once
     if args.threads:
         torch.set_num_threads(args.threads)
     precision = sc.resolve_precision(recipe.precision, device)
-    print(f"recipe: {recipe}", flush=True)
+    distortion = augment.DISTORTIONS.get(recipe.name, {})
+    print(f"recipe: {recipe}" + (f"; also {distortion}" if distortion else ""), flush=True)
     print(f"device: {device}; arithmetic: {precision}; {torch.get_num_threads()} CPU threads", flush=True)
     data = mnist.load(
         args.data_root, val_fraction=args.val_fraction, seed=args.seed, train_subset=args.train_subset
@@ -52,7 +53,8 @@ def _train(args) -> int:
         device=device,
         progress=not args.no_progress,
         log=lambda s: print(s, flush=True),
-        test_each_epoch=args.test_each_epoch,
+        after_epoch=experiments.measure_test(data.x_test, data.y_test) if args.test_each_epoch else None,
+        augment=augment.for_recipe(recipe),
     )
     train_seconds = time.perf_counter() - start
     test_loss, test_acc = sc.evaluate(model, sc.Batches(data.x_test, data.y_test, sc.EVAL_BATCH_SIZE))
@@ -66,6 +68,7 @@ def _train(args) -> int:
         args.out,
         history,
         recipe=asdict(recipe),
+        distortion=distortion,
         precision=precision,
         device=str(device),
         seed=args.seed,
@@ -111,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the Simple CNN on MNIST and save a checkpoint")
     t.add_argument(
         "--recipe",
-        choices=sorted(sc.RECIPES),
+        choices=sorted(augment.RECIPES),
         default="fast",
         help="'fast' (default: one epoch of one-cycle Adam, label smoothing, shifts), 'guide' "
         "(the original: constant Adam) or 'reference' (the reference checkpoint's: 30 epochs, "

@@ -9,6 +9,7 @@ the same number of steps:
 * :class:`Variant`: a name plus how to build the model, the optimizer and the training loss.
 * :func:`compare`: train every variant and return one :class:`Result` each (per-epoch history,
   per-step training loss and accuracy, final validation numbers, seconds).
+* :func:`measure_test`: test accuracy after every epoch of ``sc.train``, for reports only.
 * :func:`table`: the results as a fixed-width text table; :func:`plot_curves`: several curves
   on one axis.
 """
@@ -16,6 +17,7 @@ the same number of steps:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -173,6 +175,19 @@ def compare(
                 f"({result.seconds:.1f} s)"
             )
     return results
+
+
+def measure_test(x_test: torch.Tensor, y_test: torch.Tensor):
+    """An ``after_epoch`` for :func:`simplecnn.train` that adds ``test_loss``, ``test_acc`` and
+    ``test_seconds`` to each epoch's row: to report how training went, never to choose by."""
+    batches = sc.Batches(x_test, y_test, sc.EVAL_BATCH_SIZE)
+
+    def measure(model: nn.Module, row: dict) -> None:
+        start = time.perf_counter()
+        row["test_loss"], row["test_acc"] = sc.evaluate(model, batches)
+        row["test_seconds"] = time.perf_counter() - start
+
+    return measure
 
 
 def rows(results: Sequence[Result]) -> list[dict]:

@@ -5,6 +5,7 @@ anything (timings belong to ``make bench`` on an idle machine, not to a unit tes
 """
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -68,3 +69,16 @@ def test_step_benchmark_times_every_setting(capsys):
     )  # bfloat16 rows only with bfloat16 hardware
     assert len(rows) == expected
     assert rows[0].split()[:3] == ["nn.Dropout", "float32", "contiguous"] and rows[0].endswith("1.00x")
+
+
+def test_reference_search_reports_validation_for_the_model_and_its_averages(mnist_root, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("reference_search", BENCH.parent / "reference_search.py")
+    search = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(search)
+    out = tmp_path / "search.json"
+    argv = ["--data-root", str(mnist_root), "--train-subset", "2000", "--epochs", "2", "--out", str(out)]
+    assert search.main(argv + ["--ema", "0.9"]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[-1]["val_acc"] > 0.5 and rows[-1]["ema0.9"] > 0.5  # chance is 0.1
+    assert "elastic 15.0" in capsys.readouterr().out  # the reference recipe's distortion by default

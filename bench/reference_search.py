@@ -43,6 +43,7 @@ def parse(argv):
     p.add_argument("--elastic", type=float, default=DISTORTION["elastic"], help="pixels")
     p.add_argument("--batch-size", type=int, default=augment.REFERENCE.batch_size)
     p.add_argument("--lr", type=float, default=augment.REFERENCE.lr)
+    p.add_argument("--beta2", type=float, default=augment.REFERENCE.betas[1], help="Adam's beta2")
     p.add_argument("--label-smoothing", type=float, default=augment.REFERENCE.label_smoothing)
     p.add_argument("--ema", type=float, nargs="*", default=[0.999, 0.9998], help="decays")
     p.add_argument("--seed", type=int, default=0)
@@ -58,7 +59,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     data = mnist.load(a.data_root, val_fraction=0.2, seed=0, train_subset=a.train_subset)
     recipe = replace(augment.REFERENCE, epochs=a.epochs, max_shift=a.shift, batch_size=a.batch_size,
-                     lr=a.lr, label_smoothing=a.label_smoothing)  # fmt: skip
+                     lr=a.lr, betas=(augment.REFERENCE.betas[0], a.beta2),
+                     label_smoothing=a.label_smoothing)  # fmt: skip
     print(recipe, f"rotation {a.rotation}, scale {a.scale}, elastic {a.elastic}", flush=True)
     torch.manual_seed(a.seed)
     model = sc.SimpleCNN().to(memory_format=torch.channels_last)

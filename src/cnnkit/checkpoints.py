@@ -27,7 +27,7 @@ from simplecnn import SimpleCNN
 REPOSITORY = "https://github.com/simplecnn/simple-cnn"
 #: The reference checkpoint, relative to the repository root, and its SHA-256.
 REFERENCE_CHECKPOINT = "checkpoints/simplecnn.pt"
-REFERENCE_SHA256 = "9ee98bbcc98990c516db6598e399e11cd307a318b75ce7ed641119182eae0036"
+REFERENCE_SHA256 = "22e12a408269a64b778ea3b4478d97a980d266d5650b6ea49da21d34257491bb"
 
 
 def sha256(path: str | os.PathLike) -> str:

@@ -14,6 +14,7 @@ on one thread of a small machine)::
     python bench/reference_search.py --epochs 60
     python bench/reference_search.py --elastic 34 --rotation 0 --scale 0 --epochs 40
     python bench/reference_search.py --label-smoothing 0 --out runs/search-ls0.json
+    python bench/reference_search.py --weight-decay 1e-4 --seed 1
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def parse(argv):
     p.add_argument("--batch-size", type=int, default=augment.REFERENCE.batch_size)
     p.add_argument("--lr", type=float, default=augment.REFERENCE.lr)
     p.add_argument("--beta2", type=float, default=augment.REFERENCE.betas[1], help="Adam's beta2")
+    p.add_argument(
+        "--weight-decay", type=float, default=augment.REFERENCE.weight_decay, help="Adam's L2 term"
+    )
     p.add_argument("--label-smoothing", type=float, default=augment.REFERENCE.label_smoothing)
     p.add_argument("--ema", type=float, nargs="*", default=[0.999, 0.9998], help="decays")
     p.add_argument("--seed", type=int, default=0)
@@ -59,7 +63,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     data = mnist.load(a.data_root, val_fraction=0.2, seed=0, train_subset=a.train_subset)
     recipe = replace(augment.REFERENCE, epochs=a.epochs, max_shift=a.shift, batch_size=a.batch_size,
-                     lr=a.lr, betas=(augment.REFERENCE.betas[0], a.beta2),
+                     lr=a.lr, betas=(augment.REFERENCE.betas[0], a.beta2), weight_decay=a.weight_decay,
                      label_smoothing=a.label_smoothing)  # fmt: skip
     print(recipe, f"rotation {a.rotation}, scale {a.scale}, elastic {a.elastic}", flush=True)
     torch.manual_seed(a.seed)

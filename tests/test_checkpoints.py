@@ -256,3 +256,22 @@ def test_anything_but_a_guide_state_dict_is_refused():
     wrong = dict(state, **{"fc1.weight": torch.zeros(512, 2048)})
     with pytest.raises(ValueError, match=r"fc1.weight: \(512, 2048\) instead of \(512, 1024\)"):
         checkpoints.load_guide_weights(wrong)
+
+
+def test_chapter_8_states_the_reference_models_own_figures(reference, record, mnist):
+    """The figures chapter 8 quotes for the reference model (test accuracy, mistakes, the
+    solution to exercise 8.1) are this checkpoint's, not an earlier one's."""
+    text = (ROOT / "chapters" / "08-inside-the-model.md").read_text()
+    predicted = sc.predict(reference, mnist.x_test).argmax(1)
+    wrong = int((predicted != mnist.y_test).sum())
+    assert f"**{record['test_acc']:.2%} test accuracy**".replace("%", " %") in text
+    assert f"({wrong} mistakes)" in text
+    per_class = torch.bincount(mnist.y_test[predicted == mnist.y_test], minlength=10) / torch.bincount(
+        mnist.y_test, minlength=10
+    )
+    hardest = int(per_class.argmin())
+    total = int((mnist.y_test == hardest).sum())
+    right = round(float(per_class[hardest]) * total)
+    stated = re.search(r"returns the (\d): ([\d,]+) of its ([\d,]+) test images", text)
+    assert stated, "chapter 8 no longer states the solution of exercise 8.1"
+    assert tuple(int(g.replace(",", "")) for g in stated.groups()) == (hardest, right, total)

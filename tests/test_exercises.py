@@ -4,6 +4,7 @@ For each exercise of the course:
 
 * its solution (the code a reader could type) passes its check;
 * every wrong answer listed with it fails, with a message that says what is wrong;
+* a function that raises, or text where a number belongs, fails the same way (no exception);
 * the untouched placeholder ``...`` gets "not answered yet" and a hint, and no exception.
 
 For each notebook: at least three exercises, at least one of which asks for code; every one of
@@ -66,12 +67,34 @@ def test_wrong_answers_fail_and_say_why(key, capsys):
 
 
 @pytest.mark.parametrize("key", sorted(EXERCISES))
+def test_an_answer_that_fails_to_run_is_wrong_not_a_crash(key):
+    """A function with a bug, or text where a number belongs: the check says what happened."""
+
+    def broken(*args, **kwargs):
+        return 1 / 0
+
+    ex = EXERCISES[key]
+    answer = broken if ex.kind == "code" else "ln 100"
+    verdict, message = exercises.status(key, *[answer] * len(ex.names))
+    assert verdict == "wrong", f"exercise {key}: {verdict!r}: {message}"
+    assert len(message) > 20, f"exercise {key}: the message {message!r} does not say what happened"
+
+
+@pytest.mark.parametrize("key", sorted(EXERCISES))
 def test_the_placeholder_is_not_answered_yet(key, capsys):
     ex = EXERCISES[key]
     verdict, message = exercises.status(key, *[...] * len(ex.names))
     assert verdict == "not answered" and ex.hint in message
     assert bool(exercises.check(key, *[...] * len(ex.names))) is False
     assert "not answered yet" in capsys.readouterr().out
+
+
+def test_a_reader_function_that_raises_is_named_in_the_message():
+    def accuracy(model, batches):
+        return 1 / 0
+
+    verdict, message = exercises.status("7.3", accuracy)
+    assert verdict == "wrong" and "your function raised ZeroDivisionError" in message
 
 
 def test_a_function_that_does_nothing_yet_is_not_answered():

@@ -170,6 +170,12 @@ def status(key: str, *answers, **named) -> tuple[str, str]:
         return "not answered", f"Hint: {ex.hint}{detail}"
     except Wrong as err:
         return "wrong", str(err)
+    except Exception as err:  # the reader's function failed, or a value is of the wrong kind
+        what = "your function" if ex.kind == "code" else "your answer"
+        return "wrong", (
+            f"checking {what} raised {type(err).__name__}: {err}"
+            + (" (call it yourself to see the line)" if ex.kind == "code" else "")
+        )
     return "right", note or ""
 
 

@@ -6,11 +6,12 @@ say which mistake was made.
 """
 
 import math
+import warnings
 
 import torch
 import torch.nn as nn
 
-from cnnkit.exercises import Wrong, answered, exercise, whole_number
+from cnnkit.exercises import Wrong, answered, exercise, real_number, whole_number
 
 NOTEBOOK = "07-simple-cnn-mnist"
 
@@ -83,13 +84,11 @@ def _(flat_size, fc1_params):
 )
 def _(start_loss_100, start_loss_2):
     for value, k in ((start_loss_100, 100), (start_loss_2, 2)):
-        value = float(answered(value, f"the loss for {k} classes"))
+        value = real_number(value, f"the loss for {k} classes")
         if math.isclose(value, math.log(k), rel_tol=5e-3):  # 4.6 and 0.69 are right too
             continue
         if math.isclose(value, math.log10(k), rel_tol=1e-3):
-            raise Wrong(
-                f"{value:g} for {k} classes is log base 10; cross-entropy uses the natural logarithm."
-            )
+            raise Wrong(f"{value:g} for {k} classes is log base 10; cross-entropy uses ln (base e).")
         if math.isclose(value, math.log2(k), rel_tol=1e-3):
             raise Wrong(f"{value:g} for {k} classes is log base 2 (bits); PyTorch's loss uses ln.")
         if math.isclose(value, 1 / k, rel_tol=1e-3):
@@ -99,9 +98,7 @@ def _(start_loss_100, start_loss_2):
         raise Wrong(f"{value:g} for {k} classes: the loss of a uniform guess is −ln(1/{k}) = ln {k}.")
 
 
-# ---------------------------------------------------------------------------------------------
-# The code exercises: a tiny network on tiny batches, checked against reference loops
-# ---------------------------------------------------------------------------------------------
+# --- The code exercises: a tiny network on tiny batches, checked against reference loops -----
 
 
 def _tiny_batches(sizes=(16, 16, 6), features=8, classes=3, seed=7):
@@ -220,8 +217,7 @@ def _(accuracy):
     net, batches = _evaluation_setup()
     spy = _Spy(net)
     with torch.random.fork_rng():
-        value = answered(accuracy(spy, batches), "what accuracy(model, batches) returns")
-    value = float(value)
+        value = real_number(accuracy(spy, batches), "what accuracy(model, batches) returns")
     seen = sum(len(y) for _, y in batches)
     correct = 12 + 12 + 0  # by construction: 3/4 of each batch of 16, none of the last 6
     if len(spy.calls) < len(batches):
@@ -261,8 +257,6 @@ def _schedule_setup():
 
 def _reference_loop(mistake=None):
     """The weights after one epoch of the tiny problem, with the right loop or a usual mistake."""
-    import warnings
-
     model, optimizer, scheduler = _schedule_setup()
     loss_fn = nn.CrossEntropyLoss()
     with warnings.catch_warnings():  # PyTorch warns when the scheduler steps first
@@ -368,8 +362,6 @@ def _same(a, b) -> bool:
     ],
 )
 def _(train_epoch_scheduled):
-    import warnings
-
     model, optimizer, scheduler = _schedule_setup()
     batches = _tiny_batches()
     with warnings.catch_warnings(), torch.random.fork_rng():
@@ -398,9 +390,7 @@ def _(train_epoch_scheduled):
             "learning rate and the first one was never used: step the scheduler after the optimiser."
         )
     if _same(weights, _reference_loop("no zero_grad")):
-        raise Wrong(
-            "the gradients pile up from batch to batch: call optimizer.zero_grad() before each backward pass."
-        )
+        raise Wrong("gradients pile up from batch to batch: call optimizer.zero_grad() for each batch.")
     if not _same(weights, _reference_loop()):
         raise Wrong(
             "after the epoch the weights differ from the reference loop's: for each batch, "
@@ -408,4 +398,3 @@ def _(train_epoch_scheduled):
         )
     if not isinstance(losses, (list, tuple)) or len(losses) != len(batches):
         raise Wrong(f"return a list with one loss per batch ({len(batches)} here), like train_epoch above.")
-    return None

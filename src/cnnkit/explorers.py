@@ -37,6 +37,7 @@ WORKED_POOLING_MAP = np.array([[1, 3, 2, 1], [4, 6, 5, 0], [3, 1, 1, 2], [0, 2, 
 # ---------------------------------------------------------------------------------------------
 
 TYPED = "typed below"
+OTHER = "#56B4E9"  # sky blue: the other windows and the image's edge, quieter than the highlight
 
 
 def _error_html(message: str) -> str:
@@ -70,6 +71,26 @@ def _show_in(out, fig) -> None:
     with out:
         clear_output(wait=True)
         display(Image(data=buffer.getvalue(), format="png"))
+
+
+def _outline(ax, col, row, width, height, color=HIGHLIGHT, **style) -> None:
+    """Outline the ``width`` x ``height`` cells of an image shown by ``show_map`` from ``(row, col)``."""
+    from matplotlib.patches import Rectangle
+
+    style = {"linewidth": 2.5, **style}
+    ax.add_patch(Rectangle((col - 0.5, row - 0.5), width, height, fill=False, edgecolor=color, **style))
+
+
+def _slider(widgets, description: str, value: int, low: int, high: int):
+    """An integer slider that reports only where it is released (each move redraws a figure)."""
+    return widgets.IntSlider(
+        value=value,
+        min=low,
+        max=high,
+        description=description,
+        continuous_update=False,
+        style={"description_width": "initial"},
+    )
 
 
 def _import_widgets():
@@ -124,18 +145,10 @@ class KernelExplorer:
             button_style="info",
             tooltip="read the numbers in the box as a 3×3 or 5×5 kernel",
         )
-        self.stride = widgets.IntSlider(
-            value=1, min=1, max=3, description="Stride:", continuous_update=False, style=style
-        )
-        self.padding = widgets.IntSlider(
-            value=0, min=0, max=3, description="Padding:", continuous_update=False, style=style
-        )
-        self.row = widgets.IntSlider(
-            value=12, min=0, max=25, description="Window row:", continuous_update=False, style=style
-        )
-        self.col = widgets.IntSlider(
-            value=12, min=0, max=25, description="Window column:", continuous_update=False, style=style
-        )
+        self.stride = _slider(widgets, "Stride:", 1, 1, 3)
+        self.padding = _slider(widgets, "Padding:", 0, 0, 3)
+        self.row = _slider(widgets, "Window row:", 12, 0, 25)
+        self.col = _slider(widgets, "Window column:", 12, 0, 25)
         self.message = widgets.HTML("")
         self.formula = widgets.HTML("")
         self.window = widgets.HTML("")
@@ -243,46 +256,22 @@ class KernelExplorer:
 
     def _draw(self, image, win):
         from matplotlib.figure import Figure
-        from matplotlib.patches import Rectangle
 
         k, p = self.kernel_values.shape[0], self.padding.value
         padded = np.pad(image, p)
         fig = Figure(figsize=(10, 3.4))
         axes = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=[1, 0.55, 1]))
         show_map(axes[0], padded, f"input {image.shape[0]}×{image.shape[1]}, padding {p}")
-        axes[0].add_patch(
-            Rectangle(
-                (win["left"] - 0.5, win["top"] - 0.5), k, k, fill=False, edgecolor=HIGHLIGHT, linewidth=2.5
-            )
-        )
-        if p:
-            axes[0].add_patch(
-                Rectangle(
-                    (p - 0.5, p - 0.5),
-                    image.shape[1],
-                    image.shape[0],
-                    fill=False,
-                    edgecolor="#56B4E9",
-                    linestyle="--",
-                    linewidth=1,
-                )
-            )
+        _outline(axes[0], win["left"], win["top"], k, k)
+        if p:  # where the image lies inside its padding
+            _outline(axes[0], p, p, image.shape[1], image.shape[0], OTHER, linestyle="--", linewidth=1)
         show_map(axes[1], self.kernel_values, f"kernel {k}×{k}", numbers=k <= 5)
         show_map(
             axes[2],
             self.result,
             f"output {self.result.shape[0]}×{self.result.shape[1]}, stride {self.stride.value}",
         )
-        axes[2].add_patch(
-            Rectangle(
-                (self.col.value - 0.5, self.row.value - 0.5),
-                1,
-                1,
-                fill=False,
-                edgecolor=HIGHLIGHT,
-                linewidth=2.5,
-            )
-        )
+        _outline(axes[2], self.col.value, self.row.value, 1, 1)
         fig.suptitle(f"Kernel explorer: {self.kernel.value}", fontsize=11)
         _show_in(self.out, fig)
 
@@ -305,21 +294,13 @@ class PoolingExplorer:
             self.maps.update({f"digit {lab}": img for lab, img in zip(labels, images)})
         style = {"description_width": "initial"}
         self.source = widgets.Dropdown(options=list(self.maps), description="Map:", style=style)
-        self.size = widgets.IntSlider(
-            value=2, min=1, max=4, description="Window:", continuous_update=False, style=style
-        )
-        self.stride = widgets.IntSlider(
-            value=2, min=1, max=4, description="Stride:", continuous_update=False, style=style
-        )
+        self.size = _slider(widgets, "Window:", 2, 1, 4)
+        self.stride = _slider(widgets, "Stride:", 2, 1, 4)
         self.mode = widgets.Dropdown(
             options=list(POOL_MODES), value="max", description="Pooling:", style=style
         )
-        self.row = widgets.IntSlider(
-            value=0, min=0, max=1, description="Window row:", continuous_update=False, style=style
-        )
-        self.col = widgets.IntSlider(
-            value=0, min=0, max=1, description="Window column:", continuous_update=False, style=style
-        )
+        self.row = _slider(widgets, "Window row:", 0, 0, 1)
+        self.col = _slider(widgets, "Window column:", 0, 0, 1)
         self.formula = widgets.HTML("")
         self.window = widgets.HTML("")
         self.out = widgets.Output()
@@ -377,7 +358,6 @@ class PoolingExplorer:
 
     def _draw(self, fmap, win):
         from matplotlib.figure import Figure
-        from matplotlib.patches import Rectangle
 
         k, s = self.size.value, self.stride.value
         small = fmap.shape[0] <= 8
@@ -388,22 +368,8 @@ class PoolingExplorer:
         )
         h_out, w_out = self.result.shape
         for i, j in itertools.product(range(h_out), range(w_out)):
-            axes[0].add_patch(
-                Rectangle(
-                    (j * s - 0.5, i * s - 0.5),
-                    k,
-                    k,
-                    fill=False,
-                    edgecolor="#56B4E9",
-                    linewidth=0.8,
-                    alpha=0.8,
-                )
-            )
-        axes[0].add_patch(
-            Rectangle(
-                (win["left"] - 0.5, win["top"] - 0.5), k, k, fill=False, edgecolor=HIGHLIGHT, linewidth=2.5
-            )
-        )
+            _outline(axes[0], j * s, i * s, k, k, OTHER, linewidth=0.8, alpha=0.8)
+        _outline(axes[0], win["left"], win["top"], k, k)
         if self.mode.value == "max":
             axes[0].plot(
                 win["argmax"][1],
@@ -415,15 +381,6 @@ class PoolingExplorer:
                 mew=2,
             )
         show_map(axes[1], self.result, f"{self.mode.value} pooled {h_out}×{w_out}", numbers=small)
-        axes[1].add_patch(
-            Rectangle(
-                (self.col.value - 0.5, self.row.value - 0.5),
-                1,
-                1,
-                fill=False,
-                edgecolor=HIGHLIGHT,
-                linewidth=2.5,
-            )
-        )
+        _outline(axes[1], self.col.value, self.row.value, 1, 1)
         fig.suptitle("Pooling explorer", fontsize=11)
         _show_in(self.out, fig)

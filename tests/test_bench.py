@@ -82,3 +82,20 @@ def test_reference_search_reports_validation_for_the_model_and_its_averages(mnis
     assert [r["epoch"] for r in rows] == [1, 2]
     assert rows[-1]["val_acc"] > 0.5 and rows[-1]["ema0.9"] > 0.5  # chance is 0.1
     assert "elastic 15.0" in capsys.readouterr().out  # the reference recipe's distortion by default
+    after = json.loads(out.read_text())["after"]  # batch norm re-estimated on undistorted images
+    assert after["bn_clean"] > 0.5 and after["ema0.9_bn_clean"] > 0.5
+
+
+def test_reference_search_can_train_the_last_epochs_on_undistorted_images(mnist_root, tmp_path):
+    spec = importlib.util.spec_from_file_location("reference_search", BENCH.parent / "reference_search.py")
+    search = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(search)
+    argv = ["--data-root", str(mnist_root), "--train-subset", "2000", "--epochs", "2", "--ema"]
+    runs = {}
+    for clean in (0, 1):
+        out = tmp_path / f"clean{clean}.json"
+        assert search.main(argv + ["--clean-epochs", str(clean), "--out", str(out)]) == 0
+        runs[clean] = json.loads(out.read_text())["rows"]
+    assert runs[1][0]["train_loss"] == runs[0][0]["train_loss"]  # the same first epoch
+    # plain digits are easier than distorted ones: the clean last epoch has the lower loss
+    assert runs[1][1]["train_loss"] < runs[0][1]["train_loss"]

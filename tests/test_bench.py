@@ -13,11 +13,12 @@ import torch.nn as nn
 
 import simplecnn as sc
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_training.py"
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_training", BENCH)
+def load_bench(name: str = "bench_training"):
+    """A script of bench/ as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -58,9 +59,7 @@ def test_benchmark_runs_both_paths_and_prints_the_side_by_side_table(mnist_root,
 
 
 def test_step_benchmark_times_every_setting(capsys):
-    spec = importlib.util.spec_from_file_location("bench_step", BENCH.parent / "bench_step.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("bench_step")
     assert module.main(["--batch-size", "8", "--steps", "1", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if re.match(r"(nn\.Dropout|FastDropout)\s", line)]
@@ -72,9 +71,7 @@ def test_step_benchmark_times_every_setting(capsys):
 
 
 def test_reference_search_reports_validation_for_the_model_and_its_averages(mnist_root, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("reference_search", BENCH.parent / "reference_search.py")
-    search = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(search)
+    search = load_bench("reference_search")
     out = tmp_path / "search.json"
     argv = ["--data-root", str(mnist_root), "--train-subset", "2000", "--epochs", "2", "--out", str(out)]
     assert search.main(argv + ["--ema", "0.9"]) == 0
@@ -87,9 +84,7 @@ def test_reference_search_reports_validation_for_the_model_and_its_averages(mnis
 
 
 def test_reference_search_can_train_the_last_epochs_on_undistorted_images(mnist_root, tmp_path):
-    spec = importlib.util.spec_from_file_location("reference_search", BENCH.parent / "reference_search.py")
-    search = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(search)
+    search = load_bench("reference_search")
     argv = ["--data-root", str(mnist_root), "--train-subset", "2000", "--epochs", "2", "--ema"]
     runs = {}
     for clean in (0, 1):

@@ -16,6 +16,8 @@ on one thread of a small machine)::
     python bench/reference_search.py --label-smoothing 0 --out runs/search-ls0.json
     python bench/reference_search.py --weight-decay 1e-4 --seed 1
     python bench/reference_search.py --clean-epochs 3 --seed 2
+    python bench/reference_search.py --seed 1 --save runs/search/teacher1.pt    # (and seeds 0, 2)
+    python bench/reference_search.py --seed 3 --teachers runs/search/teacher{0,1,2}.pt
 
 After the last epoch it also prints the validation accuracy after batch norm's running statistics
 are recomputed on the undistorted training images (``torch.optim.swa_utils.update_bn``), since
@@ -35,7 +37,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 import simplecnn as sc
-from cnnkit import augment, mnist
+from cnnkit import augment, checkpoints, mnist
 
 DISTORTION = augment.DISTORTIONS[augment.REFERENCE.name]
 
@@ -61,12 +63,37 @@ def parse(argv):
         help="train the last N epochs on undistorted images (the schedule is unchanged)",
     )
     p.add_argument("--ema", type=float, nargs="*", default=[0.999, 0.9998], help="decays")
+    p.add_argument("--teachers", nargs="*", default=[], help="saved models (--save) to learn from")
+    p.add_argument("--distill", type=float, default=0.5, help="with --teachers: their share of each target")
+    p.add_argument("--save", help="write the trained model here (a checkpoint, for --teachers)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-subset", type=int, help="only the first N training images (a smoke test)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-root")
     p.add_argument("--out", help="write the per-epoch rows here as JSON")
     return p.parse_args(argv)
+
+
+class Taught:
+    """Knowledge distillation (Hinton, Vinyals and Dean, 2015): batches whose targets mix the
+    one-hot label with the teachers' averaged probabilities for the same distorted image."""
+
+    def __init__(self, batches, teachers, share, precision):
+        self.batches, self.teachers, self.share = batches, teachers, share
+        self.low_precision = sc.resolve_precision(precision) == "bfloat16"
+
+    def __len__(self):
+        return len(self.batches)
+
+    @torch.no_grad()  # not inference_mode: the loss keeps the targets for its backward pass
+    def taught(self, x):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.low_precision):
+            return torch.stack([t(x).float().softmax(1) for t in self.teachers]).mean(0)
+
+    def __iter__(self):
+        for x, y in self.batches:
+            label = torch.nn.functional.one_hot(y, sc.NUM_CLASSES).float()
+            yield x, (1 - self.share) * label + self.share * self.taught(x)
 
 
 def main(argv=None) -> int:
@@ -85,6 +112,11 @@ def main(argv=None) -> int:
     # the same generator: with no clean epochs a run draws exactly what it drew before
     clean_batches = sc.Batches(data.x_train, data.y_train, recipe.batch_size, True, generator)
     val_batches = sc.Batches(data.x_val, data.y_val, sc.EVAL_BATCH_SIZE)
+    if a.teachers:  # the student learns from their averaged answers on its distorted images
+        teachers = [checkpoints.load(path).to(memory_format=torch.channels_last) for path in a.teachers]
+        probs = torch.stack([sc.predict(t, data.x_val) for t in teachers]).mean(0)
+        print(f"teachers' averaged validation accuracy {(probs.argmax(1) == data.y_val).double().mean():.4f}")
+        train_batches = Taught(train_batches, teachers, a.distill, recipe.precision)
     optimizer, scheduler = sc.make_optimizer(model, recipe, len(train_batches), a.epochs)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     averages = {
@@ -110,6 +142,8 @@ def main(argv=None) -> int:
             "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
             flush=True,
         )
+    if a.save:  # as trained, before the statistics below are recomputed
+        checkpoints.save(model, a.save, rows)
     # batch norm's running statistics, recomputed on undistorted images (dropout as in training)
     update_bn((x for x, _ in clean_batches), model)
     recal = dict(bn_clean=sc.evaluate(model, val_batches)[1])

@@ -274,7 +274,8 @@ def train_epoch(model, batches, optimizer, loss_fn=None, scheduler=None, progres
         if scheduler is not None:
             scheduler.step()
         total_loss += loss.detach() * len(y)
-        correct += (logits.detach().argmax(1) == y).sum()
+        labels = y if y.dim() == 1 else y.argmax(1)  # y may hold each class's probability
+        correct += (logits.detach().argmax(1) == labels).sum()
         seen += len(y)
         if progress is not None:
             progress.update(1)

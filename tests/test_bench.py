@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 
 import simplecnn as sc
@@ -94,3 +95,23 @@ def test_reference_search_can_train_the_last_epochs_on_undistorted_images(mnist_
     assert runs[1][0]["train_loss"] == runs[0][0]["train_loss"]  # the same first epoch
     # plain digits are easier than distorted ones: the clean last epoch has the lower loss
     assert runs[1][1]["train_loss"] < runs[0][1]["train_loss"]
+
+
+def test_reference_search_distils_from_saved_teachers(mnist_root, tmp_path, capsys):
+    search = load_bench("reference_search")
+    argv = ["--data-root", str(mnist_root), "--train-subset", "2000", "--epochs", "1", "--ema"]
+    teacher = tmp_path / "teacher.pt"
+    assert search.main(argv + ["--save", str(teacher)]) == 0
+    assert search.main(argv + ["--seed", "1", "--teachers", str(teacher), str(teacher)]) == 0
+    assert "teachers' averaged validation accuracy" in capsys.readouterr().out
+
+    class Says(nn.Module):  # a teacher certain that every image is a 7
+        def forward(self, x):
+            return (torch.arange(10) == 7).float().expand(len(x), 10) * 50
+
+    y = torch.tensor([0, 7, 3])
+    batches = [(torch.zeros(3, 1, 28, 28), y)]
+    for share in (0, 0.5, 1):
+        ((_, target),) = search.Taught(batches, [Says(), Says()], share, "float32")
+        expected = (1 - share) * torch.eye(10)[y] + share * torch.eye(10)[[7, 7, 7]]
+        assert torch.allclose(target, expected, atol=1e-6), share

@@ -333,3 +333,18 @@ def test_one_cycle_on_very_few_steps_still_warms_up_and_cools_down():
     assert max(rates) == pytest.approx(0.01) and rates[0] < 0.01 and rates[-1] < 0.01
     with pytest.raises(ValueError, match="at least 3 steps"):
         simplecnn.make_optimizer(SimpleCNN(), recipe, steps_per_epoch=2, epochs=1)
+
+
+def test_train_epoch_learns_from_probabilities(mnist):
+    """Targets may be class probabilities (as distillation gives): one-hot probabilities train
+    exactly as the labels do, and accuracy is measured against the most likely class."""
+    x, y = mnist.x_train[:512], mnist.y_train[:512]
+    results = []
+    for targets in (y, torch.nn.functional.one_hot(y, 10).float()):
+        torch.manual_seed(0)
+        model = SimpleCNN()
+        optimizer = torch.optim.Adam(model.parameters(), 3e-3)
+        results.append(simplecnn.train_epoch(model, simplecnn.Batches(x, targets, 64), optimizer))
+    (loss, acc), (soft_loss, soft_acc) = results
+    assert soft_loss == pytest.approx(loss, rel=1e-4) and soft_acc == acc
+    assert 0.1 < acc < 1

@@ -56,6 +56,7 @@ def parse(argv):
         "--weight-decay", type=float, default=augment.REFERENCE.weight_decay, help="Adam's L2 term"
     )
     p.add_argument("--label-smoothing", type=float, default=augment.REFERENCE.label_smoothing)
+    p.add_argument("--precision", choices=sc.PRECISIONS, default=augment.REFERENCE.precision)
     p.add_argument(
         "--clean-epochs",
         type=int,
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
     data = mnist.load(a.data_root, val_fraction=0.2, seed=0, train_subset=a.train_subset)
     recipe = replace(augment.REFERENCE, epochs=a.epochs, max_shift=a.shift, batch_size=a.batch_size,
                      lr=a.lr, betas=(augment.REFERENCE.betas[0], a.beta2), weight_decay=a.weight_decay,
-                     label_smoothing=a.label_smoothing)  # fmt: skip
+                     label_smoothing=a.label_smoothing, precision=a.precision)  # fmt: skip
     print(recipe, f"rotation {a.rotation}, scale {a.scale}, elastic {a.elastic}", flush=True)
     torch.manual_seed(a.seed)
     model = sc.SimpleCNN().to(memory_format=torch.channels_last)

@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 
 import simplecnn as sc
+from cnnkit import experiments
 
 
 def build(fast_dropout: bool, channels_last: bool) -> nn.Module:
@@ -68,6 +69,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     has_bf16 = sc.resolve_precision("auto") == "bfloat16"
+    print(experiments.machine())
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
         f"batch {args.batch_size}; bfloat16 hardware: {'yes' if has_bf16 else 'no (bfloat16 rows skipped)'}"

@@ -265,6 +265,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     root = mnist.data_root(args.data_root)
     mnist.verify(root)
+    print(experiments.machine())
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
         f"seeds {args.seeds}; target {args.target:.1%}; at most {args.max_epochs} epochs per run",

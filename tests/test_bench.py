@@ -52,6 +52,7 @@ def test_benchmark_runs_both_paths_and_prints_the_side_by_side_table(mnist_root,
     assert code == 0
     out = capsys.readouterr().out
     assert "arithmetic here: float32" in out
+    assert "bfloat16 hardware:" in out.splitlines()[0]  # which CPU the timings came from
     rows = [line for line in out.splitlines() if re.match(r"\s+0\s+(guide|fast)\s", line)]
     assert len(rows) == 2  # one row per path for the one seed
     assert re.search(r"seed 0: fast path [\d.]+x faster per epoch", out)
@@ -69,6 +70,7 @@ def test_step_benchmark_times_every_setting(capsys):
     )  # bfloat16 rows only with bfloat16 hardware
     assert len(rows) == expected
     assert rows[0].split()[:3] == ["nn.Dropout", "float32", "contiguous"] and rows[0].endswith("1.00x")
+    assert "bfloat16 hardware:" in out.splitlines()[0]
 
 
 def test_reference_search_reports_validation_for_the_model_and_its_averages(mnist_root, tmp_path, capsys):

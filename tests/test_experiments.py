@@ -206,3 +206,12 @@ def test_onecycle_schedule_raises_then_lowers_each_learning_rate(mnist):
     assert seen[0] < 0.01 / 5 and seen[-1] < 0.01 / 100
     with pytest.raises(ValueError, match="unknown schedule"):
         ex.compare([variant], small, epochs=1, schedule="cosine")
+
+
+def test_machine_names_the_cpu_and_its_bfloat16_hardware(monkeypatch):
+    text = ex.machine()
+    assert text.count(",") >= 2 and "logical CPUs" in text
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True, "avx512_bf16": True})
+    assert ex.machine().endswith("bfloat16 hardware: AMX, AVX-512 BF16")
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})
+    assert ex.machine().endswith("bfloat16 hardware: none")

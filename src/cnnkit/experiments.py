@@ -12,11 +12,14 @@ the same number of steps:
 * :func:`measure_test`: test accuracy after every epoch of ``sc.train``, for reports only.
 * :func:`table`: the results as a fixed-width text table; :func:`plot_curves`: several curves
   on one axis.
+* :func:`machine`: the CPU a timing came from (timings compare only on one machine).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -309,3 +312,19 @@ __all__ = [
     "plot_curves",
     "beats_chance",
 ]
+
+
+def machine() -> str:
+    """The CPU's name, its number of logical CPUs and its bfloat16 hardware, for timing reports."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:  # Linux names the model here; platform does not
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        caps = torch.cpu.get_capabilities()
+    except Exception:  # an older PyTorch, or a platform that does not report its features
+        caps = {}
+    bf16 = [label for key, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16")) if caps.get(key)]
+    return f"{name}, {os.cpu_count()} logical CPUs, bfloat16 hardware: {', '.join(bf16) or 'none'}"

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     print(experiments.machine())
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-        f"batch {args.batch_size}; bfloat16 hardware: {'yes' if has_bf16 else 'no (bfloat16 rows skipped)'}"
+        f"batch {args.batch_size}" + ("" if has_bf16 else "; bfloat16 rows skipped (no bfloat16 hardware)")
     )
     x = torch.randn(args.batch_size, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     y = torch.randint(0, 10, (args.batch_size,), generator=torch.Generator().manual_seed(1))

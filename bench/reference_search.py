@@ -99,6 +99,10 @@ class Taught:
 
 def main(argv=None) -> int:
     a = parse(argv)
+    if a.teachers and a.clean_epochs:
+        raise SystemExit("--clean-epochs and --teachers do not combine (clean epochs have no teachers)")
+    if a.save and a.out and Path(a.out).resolve() == Path(a.save).with_suffix(".json").resolve():
+        raise SystemExit(f"--out {a.out} would overwrite the record that --save writes beside {a.save}")
     torch.set_num_threads(a.threads)
     data = mnist.load(a.data_root, val_fraction=0.2, seed=0, train_subset=a.train_subset)
     recipe = replace(augment.REFERENCE, epochs=a.epochs, max_shift=a.shift, batch_size=a.batch_size,
@@ -115,8 +119,14 @@ def main(argv=None) -> int:
     val_batches = sc.Batches(data.x_val, data.y_val, sc.EVAL_BATCH_SIZE)
     if a.teachers:  # the student learns from their averaged answers on its distorted images
         teachers = [checkpoints.load(path).to(memory_format=torch.channels_last) for path in a.teachers]
-        probs = torch.stack([sc.predict(t, data.x_val) for t in teachers]).mean(0)
-        print(f"teachers' averaged validation accuracy {(probs.argmax(1) == data.y_val).double().mean():.4f}")
+        probs = torch.stack([sc.predict(t, data.x_val) for t in teachers])
+        wrong = probs.argmax(2) != data.y_val  # (teachers, images)
+        print(
+            f"teachers' validation mistakes: each {wrong.sum(1).tolist()}, made by all {wrong.all(0).sum()}"
+        )
+        print(
+            f"teachers' averaged validation accuracy {(probs.mean(0).argmax(1) == data.y_val).double().mean():.4f}"
+        )
         train_batches = Taught(train_batches, teachers, a.distill, recipe.precision)
     optimizer, scheduler = sc.make_optimizer(model, recipe, len(train_batches), a.epochs)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
@@ -144,7 +154,7 @@ def main(argv=None) -> int:
             flush=True,
         )
     if a.save:  # as trained, before the statistics below are recomputed
-        checkpoints.save(model, a.save, rows)
+        checkpoints.save(model, a.save, rows, args=vars(a), recipe=str(recipe))
     # batch norm's running statistics, recomputed on undistorted images (dropout as in training)
     update_bn((x for x, _ in clean_batches), model)
     recal = dict(bn_clean=sc.evaluate(model, val_batches)[1])

@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -52,7 +53,7 @@ def test_benchmark_runs_both_paths_and_prints_the_side_by_side_table(mnist_root,
     assert code == 0
     out = capsys.readouterr().out
     assert "arithmetic here: float32" in out
-    assert "bfloat16 hardware:" in out.splitlines()[0]  # which CPU the timings came from
+    assert "logical CPUs" in out.splitlines()[0]  # which CPU the timings came from
     rows = [line for line in out.splitlines() if re.match(r"\s+0\s+(guide|fast)\s", line)]
     assert len(rows) == 2  # one row per path for the one seed
     assert re.search(r"seed 0: fast path [\d.]+x faster per epoch", out)
@@ -70,7 +71,7 @@ def test_step_benchmark_times_every_setting(capsys):
     )  # bfloat16 rows only with bfloat16 hardware
     assert len(rows) == expected
     assert rows[0].split()[:3] == ["nn.Dropout", "float32", "contiguous"] and rows[0].endswith("1.00x")
-    assert "bfloat16 hardware:" in out.splitlines()[0]
+    assert "logical CPUs" in out.splitlines()[0]
 
 
 def test_reference_search_reports_validation_for_the_model_and_its_averages(mnist_root, tmp_path, capsys):
@@ -105,7 +106,15 @@ def test_reference_search_distils_from_saved_teachers(mnist_root, tmp_path, caps
     teacher = tmp_path / "teacher.pt"
     assert search.main(argv + ["--save", str(teacher)]) == 0
     assert search.main(argv + ["--seed", "1", "--teachers", str(teacher), str(teacher)]) == 0
-    assert "teachers' averaged validation accuracy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "teachers' averaged validation accuracy" in out
+    each, both = re.search(r"mistakes: each \[(\d+), \1\], made by all (\d+)", out).groups()
+    assert each == both  # the same teacher twice makes the same mistakes
+    assert json.loads(teacher.with_suffix(".json").read_text())["args"]["save"] == str(teacher)
+    with pytest.raises(SystemExit, match="do not combine"):
+        search.main(argv + ["--teachers", str(teacher), "--clean-epochs", "1"])
+    with pytest.raises(SystemExit, match="would overwrite"):
+        search.main(argv + ["--save", str(teacher), "--out", str(teacher.with_suffix(".json"))])
 
     class Says(nn.Module):  # a teacher certain that every image is a 7
         def forward(self, x):

@@ -311,6 +311,8 @@ __all__ = [
     "moving_average",
     "plot_curves",
     "beats_chance",
+    "measure_test",
+    "machine",
 ]
 
 

@@ -18,6 +18,10 @@ on one thread of a small machine)::
     python bench/reference_search.py --clean-epochs 3 --seed 2
     python bench/reference_search.py --seed 1 --save runs/search/teacher1.pt    # (and seeds 0, 2)
     python bench/reference_search.py --seed 3 --teachers runs/search/teacher{0,1,2}.pt
+    python bench/reference_search.py --label-smoothing 0.2
+    python bench/reference_search.py --adamw --weight-decay 0.05     # decoupled weight decay
+    python bench/reference_search.py --mixup 0.2                      # mixup, Beta(0.2, 0.2)
+    python bench/reference_search.py --sam 0.05                       # sharpness-aware steps
 
 After the last epoch it also prints the validation accuracy after batch norm's running statistics
 are recomputed on the undistorted training images (``torch.optim.swa_utils.update_bn``), since
@@ -55,6 +59,9 @@ def parse(argv):
     p.add_argument(
         "--weight-decay", type=float, default=augment.REFERENCE.weight_decay, help="Adam's L2 term"
     )
+    p.add_argument("--adamw", action="store_true", help="decoupled weight decay (AdamW) instead of L2")
+    p.add_argument("--mixup", type=float, default=0.0, help="mixup's Beta(alpha, alpha); 0: none")
+    p.add_argument("--sam", type=float, default=0.0, help="sharpness-aware minimisation's rho; 0: none")
     p.add_argument("--label-smoothing", type=float, default=augment.REFERENCE.label_smoothing)
     p.add_argument("--precision", choices=sc.PRECISIONS, default=augment.REFERENCE.precision)
     p.add_argument(
@@ -97,6 +104,80 @@ class Taught:
             yield x, (1 - self.share) * label + self.share * self.taught(x)
 
 
+class Mixed:
+    """mixup (Zhang et al., 2018): each batch blended with a shuffled copy of itself, by a share
+    drawn from Beta(alpha, alpha), and the targets blended alike."""
+
+    def __init__(self, batches, alpha, generator):
+        self.batches, self.generator = batches, generator
+        self.beta = torch.distributions.Beta(alpha, alpha)
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        for x, y in self.batches:
+            share = self.beta.sample()
+            perm = torch.randperm(len(y), generator=self.generator)
+            label = torch.nn.functional.one_hot(y, sc.NUM_CLASSES).float()
+            yield share * x + (1 - share) * x[perm], share * label + (1 - share) * label[perm]
+
+
+def optimizer_for(model, recipe, steps_per_epoch, epochs, decoupled=False):
+    """The recipe's Adam and one-cycle schedule; with ``decoupled``, AdamW (Loshchilov and Hutter,
+    2019): the weight decay shrinks the weights directly instead of joining the gradient that
+    Adam rescales (PyTorch's AdamW is this Adam with ``decoupled_weight_decay``)."""
+    optimizer, scheduler = sc.make_optimizer(model, recipe, steps_per_epoch, epochs)
+    for group in optimizer.param_groups:
+        group["decoupled_weight_decay"] = decoupled
+    return optimizer, scheduler
+
+
+class SharpnessAware:
+    """Sharpness-aware minimisation (Foret et al., 2021) around Adam: each step moves the weights
+    ``rho`` uphill along the normalised gradient, takes the gradient there on the same batch,
+    moves back, and lets Adam step with that gradient. Twice the work per step. It wraps the
+    optimizer that ``sc.train_epoch`` steps, so the batch is remembered from the forward pass
+    and the loss."""
+
+    def __init__(self, model, optimizer, loss_fn, rho, precision):
+        self.model, self.base, self.rho, self.batch = model, optimizer, rho, [None, None]
+        self.low_precision = sc.resolve_precision(precision) == "bfloat16"
+        self.param_groups = optimizer.param_groups
+        self.norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        model.register_forward_pre_hook(lambda _, args: self.batch.__setitem__(0, args[0]))
+        self.plain_loss = loss_fn
+
+        def loss(logits, y):
+            self.batch[1] = y
+            return loss_fn(logits, y)
+
+        self.loss_fn = loss
+
+    def zero_grad(self, set_to_none=True):
+        self.base.zero_grad(set_to_none)
+
+    def step(self):
+        params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+        norm = torch.stack([p.grad.norm() for p in params]).norm()
+        uphill = [p.grad * (self.rho / (norm + 1e-12)) for p in params]
+        momenta = [m.momentum for m in self.norms]
+        for m in self.norms:  # the second pass leaves batch norm's running statistics alone
+            m.momentum = 0.0
+        with torch.no_grad():
+            torch._foreach_add_(params, uphill)
+        self.base.zero_grad(set_to_none=True)
+        x, y = self.batch
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.low_precision):
+            loss = self.plain_loss(self.model(x), y)
+        loss.backward()
+        with torch.no_grad():
+            torch._foreach_sub_(params, uphill)
+        for m, momentum in zip(self.norms, momenta):
+            m.momentum = momentum
+        self.base.step()
+
+
 def main(argv=None) -> int:
     a = parse(argv)
     if a.teachers and a.clean_epochs:
@@ -128,7 +209,9 @@ def main(argv=None) -> int:
             f"teachers' averaged validation accuracy {(probs.mean(0).argmax(1) == data.y_val).double().mean():.4f}"
         )
         train_batches = Taught(train_batches, teachers, a.distill, recipe.precision)
-    optimizer, scheduler = sc.make_optimizer(model, recipe, len(train_batches), a.epochs)
+    if a.mixup:
+        train_batches = Mixed(train_batches, a.mixup, generator)
+    optimizer, scheduler = optimizer_for(model, recipe, len(train_batches), a.epochs, a.adamw)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     averages = {
         d: AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(d), use_buffers=True) for d in a.ema
@@ -139,6 +222,9 @@ def main(argv=None) -> int:
             for average in averages.values():
                 average.update_parameters(model)
 
+    if a.sam:
+        optimizer = SharpnessAware(model, optimizer, loss_fn, a.sam, recipe.precision)
+        loss_fn = optimizer.loss_fn
     rows, start = [], time.perf_counter()
     for epoch in range(1, a.epochs + 1):
         batches = clean_batches if epoch > a.epochs - a.clean_epochs else train_batches

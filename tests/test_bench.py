@@ -126,3 +126,65 @@ def test_reference_search_distils_from_saved_teachers(mnist_root, tmp_path, caps
         ((_, target),) = search.Taught(batches, [Says(), Says()], share, "float32")
         expected = (1 - share) * torch.eye(10)[y] + share * torch.eye(10)[[7, 7, 7]]
         assert torch.allclose(target, expected, atol=1e-6), share
+
+
+def test_reference_search_mixes_images_and_targets_alike():
+    search = load_bench("reference_search")
+    y = torch.arange(8) % 10
+    x = y.float().view(8, 1, 1, 1).expand(8, 1, 28, 28)  # each image holds its own label
+    ((mixed_x, target),) = search.Mixed([(x, y)], 0.4, torch.Generator().manual_seed(0))
+    assert torch.allclose(target.sum(1), torch.ones(8))
+    # the blend of the labels that each target names is the blend that each image shows
+    assert torch.allclose(target @ torch.arange(10.0), mixed_x[:, 0, 0, 0], atol=1e-5)
+    assert not torch.equal(mixed_x, x)  # something was mixed
+
+
+def test_reference_search_decoupled_weight_decay_is_adamw():
+    search = load_bench("reference_search")
+    recipe = search.replace(search.augment.REFERENCE, weight_decay=0.5)
+    weights = {}
+    for name in ("adam", "adamw", "torch"):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 3)
+        optimizer, _ = search.optimizer_for(model, recipe, 10, 1, decoupled=name == "adamw")
+        if name == "torch":  # PyTorch's own AdamW at the schedule's first learning rate
+            lr, betas = optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["betas"]
+            optimizer = torch.optim.AdamW(model.parameters(), lr, betas, weight_decay=0.5)
+        model(torch.ones(2, 4)).sum().backward()
+        optimizer.step()
+        weights[name] = model.weight.detach()
+    assert torch.allclose(weights["adamw"], weights["torch"])
+    assert not torch.allclose(weights["adam"], weights["adamw"])
+
+
+def test_reference_search_sharpness_aware_step_uses_the_gradient_uphill():
+    search = load_bench("reference_search")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    x, y = torch.randn(8, 3), torch.tensor([0, 1] * 4)
+    loss_fn = nn.CrossEntropyLoss()
+    start = [p.detach().clone() for p in model.parameters()]
+    first_mean = model[0](x).detach().mean(0)
+    # by hand: the gradient at the weights moved 0.1 along the normalised gradient
+    loss_fn(model(x), y).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    norm = torch.stack([g.norm() for g in grads]).norm()
+    with torch.no_grad():
+        for p, g in zip(model.parameters(), grads):
+            p.add_(g * 0.1 / norm)
+            p.grad = None
+    loss_fn(model(x), y).backward()
+    expected = [w - 0.5 * p.grad for w, p in zip(start, model.parameters())]
+    # the wrapper, from the same start, with plain gradient descent as its base
+    with torch.no_grad():
+        for p, w in zip(model.parameters(), start):
+            p.copy_(w)
+    model[1].reset_running_stats()
+    sam = search.SharpnessAware(model, torch.optim.SGD(model.parameters(), lr=0.5), loss_fn, 0.1, "float32")
+    sam.zero_grad()
+    sam.loss_fn(model(x), y).backward()
+    sam.step()
+    for p, e in zip(model.parameters(), expected):
+        assert torch.allclose(p, e, atol=1e-6)
+    # batch norm's running mean moved once (momentum 0.1), by the first pass only
+    assert torch.allclose(model[1].running_mean, 0.1 * first_mean, atol=1e-6)

@@ -57,7 +57,10 @@ def parse(argv):
     p.add_argument("--lr", type=float, default=augment.REFERENCE.lr)
     p.add_argument("--beta2", type=float, default=augment.REFERENCE.betas[1], help="Adam's beta2")
     p.add_argument(
-        "--weight-decay", type=float, default=augment.REFERENCE.weight_decay, help="Adam's L2 term"
+        "--weight-decay",
+        type=float,
+        default=augment.REFERENCE.weight_decay,
+        help="Adam's L2 term (with --adamw: AdamW's decay)",
     )
     p.add_argument("--adamw", action="store_true", help="decoupled weight decay (AdamW) instead of L2")
     p.add_argument("--mixup", type=float, default=0.0, help="mixup's Beta(alpha, alpha); 0: none")
@@ -106,7 +109,8 @@ class Taught:
 
 class Mixed:
     """mixup (Zhang et al., 2018): each batch blended with a shuffled copy of itself, by a share
-    drawn from Beta(alpha, alpha), and the targets blended alike."""
+    drawn from Beta(alpha, alpha), and the targets blended alike. The permutation comes from
+    ``generator``, the share from torch's global random numbers (``torch.manual_seed``)."""
 
     def __init__(self, batches, alpha, generator):
         self.batches, self.generator = batches, generator
@@ -119,7 +123,7 @@ class Mixed:
         for x, y in self.batches:
             share = self.beta.sample()
             perm = torch.randperm(len(y), generator=self.generator)
-            label = torch.nn.functional.one_hot(y, sc.NUM_CLASSES).float()
+            label = y if y.dim() > 1 else torch.nn.functional.one_hot(y, sc.NUM_CLASSES).float()
             yield share * x + (1 - share) * x[perm], share * label + (1 - share) * label[perm]
 
 
@@ -142,7 +146,8 @@ class SharpnessAware:
 
     def __init__(self, model, optimizer, loss_fn, rho, precision):
         self.model, self.base, self.rho, self.batch = model, optimizer, rho, [None, None]
-        self.low_precision = sc.resolve_precision(precision) == "bfloat16"
+        self.device = sc.model_device(model)
+        self.low_precision = sc.resolve_precision(precision, self.device) == "bfloat16"
         self.param_groups = optimizer.param_groups
         self.norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         model.register_forward_pre_hook(lambda _, args: self.batch.__setitem__(0, args[0]))
@@ -161,6 +166,7 @@ class SharpnessAware:
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
         norm = torch.stack([p.grad.norm() for p in params]).norm()
         uphill = [p.grad * (self.rho / (norm + 1e-12)) for p in params]
+        here = [p.detach().clone() for p in params]
         momenta = [m.momentum for m in self.norms]
         for m in self.norms:  # the second pass leaves batch norm's running statistics alone
             m.momentum = 0.0
@@ -168,11 +174,11 @@ class SharpnessAware:
             torch._foreach_add_(params, uphill)
         self.base.zero_grad(set_to_none=True)
         x, y = self.batch
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.low_precision):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.low_precision):
             loss = self.plain_loss(self.model(x), y)
         loss.backward()
-        with torch.no_grad():
-            torch._foreach_sub_(params, uphill)
+        with torch.no_grad():  # back exactly where the step started
+            torch._foreach_copy_(params, here)
         for m, momentum in zip(self.norms, momenta):
             m.momentum = momentum
         self.base.step()
@@ -182,6 +188,8 @@ def main(argv=None) -> int:
     a = parse(argv)
     if a.teachers and a.clean_epochs:
         raise SystemExit("--clean-epochs and --teachers do not combine (clean epochs have no teachers)")
+    if a.adamw and not a.weight_decay:
+        raise SystemExit("--adamw changes how the weight decay is applied: give --weight-decay too")
     if a.save and a.out and Path(a.out).resolve() == Path(a.save).with_suffix(".json").resolve():
         raise SystemExit(f"--out {a.out} would overwrite the record that --save writes beside {a.save}")
     torch.set_num_threads(a.threads)

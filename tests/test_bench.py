@@ -132,11 +132,15 @@ def test_reference_search_mixes_images_and_targets_alike():
     search = load_bench("reference_search")
     y = torch.arange(8) % 10
     x = y.float().view(8, 1, 1, 1).expand(8, 1, 28, 28)  # each image holds its own label
+    torch.manual_seed(0)
     ((mixed_x, target),) = search.Mixed([(x, y)], 0.4, torch.Generator().manual_seed(0))
     assert torch.allclose(target.sum(1), torch.ones(8))
     # the blend of the labels that each target names is the blend that each image shows
     assert torch.allclose(target @ torch.arange(10.0), mixed_x[:, 0, 0, 0], atol=1e-5)
     assert not torch.equal(mixed_x, x)  # something was mixed
+    torch.manual_seed(0)  # the same seeds draw the same batch; targets given as probabilities mix too
+    ((again_x, again),) = search.Mixed([(x, torch.eye(10)[y])], 0.4, torch.Generator().manual_seed(0))
+    assert torch.equal(again_x, mixed_x) and torch.allclose(again, target)
 
 
 def test_reference_search_decoupled_weight_decay_is_adamw():
@@ -155,6 +159,8 @@ def test_reference_search_decoupled_weight_decay_is_adamw():
         weights[name] = model.weight.detach()
     assert torch.allclose(weights["adamw"], weights["torch"])
     assert not torch.allclose(weights["adam"], weights["adamw"])
+    with pytest.raises(SystemExit, match="give --weight-decay"):  # AdamW without a decay is Adam
+        search.main(["--adamw"])
 
 
 def test_reference_search_sharpness_aware_step_uses_the_gradient_uphill():
@@ -186,5 +192,7 @@ def test_reference_search_sharpness_aware_step_uses_the_gradient_uphill():
     sam.step()
     for p, e in zip(model.parameters(), expected):
         assert torch.allclose(p, e, atol=1e-6)
-    # batch norm's running mean moved once (momentum 0.1), by the first pass only
+    # batch norm's running mean moved once (momentum 0.1), by the first pass only, and its
+    # momentum is back for the next step
     assert torch.allclose(model[1].running_mean, 0.1 * first_mean, atol=1e-6)
+    assert model[1].momentum == 0.1

@@ -1,10 +1,16 @@
 """Reader pages speak to the reader, never about how the course is tested.
 
 A reader page is every file named in _toc.yml: the landing page, the theory pages, the notebooks
-(markdown and code cells, comments included) and the back matter. A reader needs their budget,
-their own timings and what to expect on their machine; the words of the testing set-up ("fast
-mode", "CI", "the automated tests", "the two-core test machine", ...) belong in the README and
-in tests/, not in the book.
+(markdown and code cells, comments and printed text included) and the back matter. A reader needs
+their budget, their own timings and what to expect on their machine; the words of the testing
+set-up ("fast mode", "CI", "the automated tests", "the two-core test machine", ...) belong in the
+README and in tests/, not in the book.
+
+The book has one budget, the reader's: notebooks write it as plain constants with a reason. So a
+page never speaks of a second, shorter setting: not "quick" (the bare word is banned, so ordinary
+English says "short" or "brief" instead; "quicker" and "quickly" are fine), not "reader
+setting", not `SIMPLECNN_QUICK` or `budget(full=..., quick=...)`. Checks in a notebook are
+phrased as what they show the reader, never as "the notebook asserts" or "checked below".
 
 The second half of the file shows that the check can fail: page texts that contain such words
 are caught, and ordinary words that merely contain the same letters are not.
@@ -33,6 +39,14 @@ TESTING_WORDS = {
     "SIMPLECNN_FAST": r"\bSIMPLECNN_FAST\b",
     "test suite": r"\btest[\s-]+suite\b",
     "GitHub Actions": r"\bgithub[\s-]+actions\b",
+    # the quick/full budget switch that the course no longer has
+    "budget(..., quick=...)": r"\bbudget\s*\([^)]*\bquick\s*=",
+    "SIMPLECNN_QUICK": r"\bSIMPLECNN_QUICK\b",
+    "quick": r"\bquick\b",
+    "reader setting(s)": r"\breader(?:'s|s')?\s+settings?\b",
+    # checks are phrased as what they show, not as the notebook's machinery
+    "the notebook asserts": r"\bnotebooks?\s+asserts?\b",
+    "checked below": r"\bchecked\s+below\b",
 }
 _PATTERN = re.compile("|".join(f"(?P<w{i}>{p})" for i, p in enumerate(TESTING_WORDS.values())), re.I)
 
@@ -108,13 +122,36 @@ TALKS_ABOUT_TESTING = [
     "export SIMPLECNN_FAST=1",
     "The test suite runs every notebook.",
     "GitHub Actions builds the book.",
+    "EPOCHS = budget(full=4, quick=2)",
+    "smooth=budget(full=25,\n    quick=5),",
+    "With SIMPLECNN_QUICK=1 every notebook runs shorter.",
+    "export SIMPLECNN_QUICK=1",
+    "the quick budget trains for 2 epochs",
+    "In quick mode the threshold is 35 %.",
+    "(Quick: 2 epochs.)",
+    "Take a quick look at the kernels first.",
+    "`quick`: 2 epochs",
+    "In the reader setting the network reaches 99 %.",
+    "with the reader's settings on a laptop",
+    "The notebook asserts both claims.",
+    "and the notebooks assert what they teach",
+    "Every optimizer learns, checked below.",
+    "print('checked below: the loss falls')",
 ]
 
 SPEAKS_TO_READER = [
     "CIFAR-10 holds 60,000 colour photographs.",
     "a specific, circular decimal: the CIs of the ICIP paper",
     "ci_low, ci_high = interval(x)  # x_ci",
-    "On a slow machine, SIMPLECNN_QUICK=1 runs every notebook with the small quick budget.",
+    "On a slow machine, lower EPOCHS in the notebook's first cells: it runs shorter and learns less.",
+    "EPOCHS = 4  # four passes: enough to see the training accuracy pull ahead",
+    "Its epochs are quicker, and it learns quickly.",
+    "a brief look at the kernels; the budget of the next experiment",
+    "The reader can change every setting: the notebook's settings come first.",
+    "the settings a reader chooses; a reader's own setting of EPOCHS",
+    "assert test_acc >= 0.45  # the network learns: chance is 10 %",
+    "The next cell checks that every run beats chance; it is checked against PyTorch below.",
+    "the notebook shows it; the asserts in the notebook; assertion",
     "The test set is touched once; test accuracy is measured on the test images.",
     "a fast model; the mode of the distribution",
     "Your machine has two cores? Then one thread per process is enough.",
@@ -140,6 +177,30 @@ def test_the_check_reads_a_notebooks_code_comments(tmp_path):
     path.write_text(json.dumps(notebook))
     with pytest.raises(AssertionError, match="'CI' on line 4: .*the CI budget"):
         check_speaks_to_reader(page_text(path), path.name)
+
+
+def test_the_check_reads_a_notebooks_printed_text_and_budget_calls(tmp_path):
+    notebook = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": ["# A notebook\n"]},
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "source": ["EPOCHS = 2\n", 'print(f"quick budget: {EPOCHS} epochs")\n'],
+                "outputs": [],
+            },
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "source": ["N = budget(full=2000, quick=300)\n"],
+                "outputs": [],
+            },
+        ]
+    }
+    path = tmp_path / "page.ipynb"
+    path.write_text(json.dumps(notebook))
+    found = words_about_testing(page_text(path))
+    assert [f.split(" on line")[0] for f in found] == ["'quick'", "'budget(..., quick=...)'"]
 
 
 @pytest.mark.parametrize("text", SPEAKS_TO_READER)

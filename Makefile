@@ -1,22 +1,19 @@
 # Simple CNN: one Makefile for readers, maintainers and CI.
 #
 #   make book    build the HTML book (creates .venv on first use)   -> _build/html/index.html
-#   make test    run every test: ruff, pytest for src/, nbval over every notebook (quick
-#                budgets), then the book (quick budgets) in headless Chromium
+#   make test    run every test: ruff, pytest for src/, nbval over every notebook (the
+#                reader's budgets), then the built book in headless Chromium
 #   make lint    ruff: lint and format check of src/, tests/, bench/ and the notebooks
 #   make lab     open the notebooks in JupyterLab
 #   make train   train the Simple CNN from the command line (full MNIST)
 #   make bench   time the original guide's training loop against the fast path (3 seeds)
 #   make bench-step  one training step, setting by setting (dropout, precision, memory format)
 #
-# Quick budgets (SIMPLECNN_QUICK=1) give every notebook a short training budget; `make test`
-# uses them by default (QUICK=0 for the reader settings). `make book` uses the reader settings
-# unless QUICK=1, and keeps a separate execution cache for each.
+# The notebooks have one budget, the reader's: tests and the book run exactly what a reader runs.
 
 PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-QUICK   ?=
 JOBS    ?= 2
 PYTEST_ARGS ?=
 
@@ -26,10 +23,8 @@ export PYTHONPATH := $(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH))
 # Data root shared by the CLI, tests and notebooks (torchvision downloads MNIST here).
 export SIMPLECNN_DATA ?= $(CURDIR)/data
 
-# Quick builds go to their own folder so their execution cache never feeds a reader build.
-BOOK_DIR := $(if $(filter 1,$(QUICK)),_build/quick/_build,_build)
+BOOK_DIR := _build
 BOOK_OUT := $(BOOK_DIR)/html
-BOOK_FLAGS := $(if $(filter 1,$(QUICK)),--path-output _build/quick,)
 # The execution cache is keyed on the notebooks alone: when anything under src/ changes
 # (Python, JavaScript, CSS, weights) it is started afresh, so the book never shows outputs of
 # older code.
@@ -39,7 +34,7 @@ SRC_HASH    = $(shell find src -type f ! -path '*/__pycache__/*' ! -name '*.pyc'
 .PHONY: help env vendor book test lint test-py test-browser test-unit test-notebooks lab train bench bench-step clean
 
 help:
-	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 # The virtual environment: pinned packages from requirements.txt plus this repository's
 # `simplecnn` package in editable mode. Rebuilt when either file changes.
@@ -80,13 +75,12 @@ book: env vendor
 	  && [ "$$(cat $(BOOK_DIR)/.src-hash 2>/dev/null)" != "$(SRC_HASH)" ]; then \
 	  echo "src/ changed: executing the notebooks afresh"; rm -rf $(BOOK_DIR)/.jupyter_cache $(BOOK_DIR)/.doctrees; fi
 	@mkdir -p $(BOOK_DIR) && echo "$(SRC_HASH)" > $(BOOK_DIR)/.src-hash
-	SIMPLECNN_QUICK=$(QUICK) SIMPLECNN_PROGRESS=text \
-	$(BIN)/jupyter-book build . $(BOOK_FLAGS) -W --keep-going
+	SIMPLECNN_PROGRESS=text $(BIN)/jupyter-book build . -W --keep-going
 	@echo "The book is at $(BOOK_OUT)/index.html"
 
 # Style first: it takes seconds. Then one thread per process: with JOBS parallel workers on a
-# small machine, more threads each only fight over the cores. Then the book is built with the
-# quick budgets and checked in headless Chromium.
+# small machine, more threads each only fight over the cores. Then the book is built (the same
+# build as `make book`, with its cache) and checked in headless Chromium.
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=1800
 test: lint test-py test-browser
 
@@ -95,20 +89,20 @@ lint: env
 	$(BIN)/ruff format --check src tests bench notebooks chapters/figures
 
 test-py: env
-	SIMPLECNN_QUICK=$(if $(QUICK),$(QUICK),1) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) --ignore=tests/browser \
 		tests notebooks $(PYTEST_ARGS)
 
 test-browser: env vendor
-	$(MAKE) book QUICK=1
-	SIMPLECNN_BOOK_HTML=$(CURDIR)/_build/quick/_build/html SIMPLECNN_AXE=$(CURDIR)/$(VENDOR)/axe-core/axe.min.js \
+	$(MAKE) book
+	SIMPLECNN_BOOK_HTML=$(CURDIR)/$(BOOK_OUT) SIMPLECNN_AXE=$(CURDIR)/$(VENDOR)/axe-core/axe.min.js \
 	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 test-unit: env
-	SIMPLECNN_QUICK=1 $(BIN)/python -m pytest --ignore=tests/browser tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --ignore=tests/browser tests $(PYTEST_ARGS)
 
 test-notebooks: env
-	SIMPLECNN_QUICK=$(if $(QUICK),$(QUICK),1) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) notebooks $(PYTEST_ARGS)
 
 lab: env

@@ -6,7 +6,6 @@ One job per module, and imports point one way: these modules may use ``simplecnn
 ============  =====================================================================
 module        its job
 ============  =====================================================================
-settings      the notebooks' budgets (``budget(full=..., quick=...)``)
 mnist         MNIST: download, checksum, standardize, split, hold in memory
 augment       rotations, zoom and elastic distortion; the reference model's recipe
 plots         the course's colours and style, figure alt text, common plots

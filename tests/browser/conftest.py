@@ -1,12 +1,13 @@
 """Fixtures for tests of the built book in a real browser (headless Chromium, offline).
 
-The book must already be built (`make test` builds it with `make book QUICK=1` first). The tests
+The book must already be built (`make test` runs `make book` first). The tests
 serve it on 127.0.0.1 and open it in Chromium driven by Playwright, with every request that does
 not go to that local server blocked, so a page that needs a CDN fails here as it would for an
 offline reader.
 
 Settings (environment variables):
-  SIMPLECNN_BOOK_HTML       the built book's html folder (default: _build/quick/_build/html, then _build/html)
+  SIMPLECNN_BOOK_HTML       the built book's html folder (`make test` sets it to _build/html, the
+                            book's one build; without it, browser_support.built_book looks for one)
   SIMPLECNN_CHROMIUM        the Chromium binary (default: chromium on PATH, /usr/bin/chromium)
   SIMPLECNN_REQUIRE_BROWSER=1  fail instead of skip when Chromium is missing (CI sets it)
   SIMPLECNN_AXE             axe-core's axe.min.js (default: _build/vendor/axe-core/axe.min.js, from `make vendor`)
@@ -48,7 +49,7 @@ def _unavailable(reason: str):
 def book_dir() -> Path:
     found = built_book()
     if found is None:
-        _unavailable("the book is not built: run `make book QUICK=1` first")
+        _unavailable("the book is not built: run `make book` first")
     return found
 
 

@@ -66,11 +66,16 @@ $(VENDOR_STAMP):
 
 vendor: $(VENDOR_STAMP)
 
+# The figures of the theory pages, drawn by code (the same bytes on every run).
+.PHONY: figures
+figures: env
+	$(BIN)/python chapters/figures/make_figures.py
+
 # SIMPLECNN_PROGRESS=text: training progress is printed as text, not as a Jupyter widget, which
 # a static page could only show with a widget manager loaded from elsewhere.
 # The source hash is written before the build, so a failed build keeps the cached notebooks
 # that did execute: the next build runs only those that failed or changed.
-book: env vendor
+book: env vendor figures
 	@if [ -d $(BOOK_DIR)/.doctrees -o -d $(BOOK_DIR)/.jupyter_cache ] \
 	  && [ "$$(cat $(BOOK_DIR)/.src-hash 2>/dev/null)" != "$(SRC_HASH)" ]; then \
 	  echo "src/ changed: executing the notebooks afresh"; rm -rf $(BOOK_DIR)/.jupyter_cache $(BOOK_DIR)/.doctrees; fi

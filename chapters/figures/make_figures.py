@@ -1,7 +1,11 @@
-"""Draw the figures of the theory pages on activations, losses, optimization and regularization.
+"""Draw the figures of the theory pages: the pictures of convolution, pooling, the receptive
+field, the network and its training loop, and the curves of activations, losses, optimization and
+regularization.
 
-Run from the repository root: ``python chapters/figures/make_figures.py``. It writes the SVG
-files next to this script; the notebooks draw the same curves from their own from-scratch code.
+Run from the repository root: ``python chapters/figures/make_figures.py`` (``make book`` does it
+first). It writes the SVG files next to this script, the same bytes on every run. Every number in
+a figure is computed here (with NumPy, PyTorch or the course's own model), not typed in; the
+notebooks draw the same curves from their own from-scratch code.
 """
 
 from pathlib import Path
@@ -10,9 +14,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from matplotlib.colors import to_rgb
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
 
+import simplecnn as sc
+from cnnkit.inspection import layer_shapes
+from cnnkit.kernels import kernel_presets
+from cnnkit.mnist import split_indices
 from cnnkit.plots import COLORS
 
 OUT = Path(__file__).resolve().parent
@@ -21,8 +33,988 @@ plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "simplecnn", "font.
 
 
 def save(fig, name):
-    fig.savefig(OUT / name, format="svg", bbox_inches="tight", metadata={"Date": None})
+    # An opaque white background: the figures stay readable on the book's dark theme.
+    fig.savefig(OUT / name, format="svg", bbox_inches="tight", metadata={"Date": None}, facecolor="white")
     plt.close(fig)
+
+
+# --- Drawing helpers for the pictures (boxes, grids of numbers, arrows) -------------------------
+
+
+def tint(color, amount=0.25):
+    """``color`` mixed with white: ``amount`` 1 is the colour itself, 0 is white."""
+    return tuple(1 - amount * (1 - c) for c in to_rgb(color))
+
+
+def shade(color, amount=0.7):
+    """``color`` darkened towards black (for text, which needs more contrast than a fill)."""
+    return tuple(amount * c for c in to_rgb(color))
+
+
+def num(value) -> str:
+    """A number as the figures print it: integers without a decimal point, a true minus sign."""
+    value = float(value)
+    text = str(int(value)) if value.is_integer() else f"{value:g}"
+    return text.replace("-", "\u2212")
+
+
+def canvas(figsize, xlim, ylim, down=True):
+    """A figure with one blank axes in data units; with ``down``, y grows downwards like the rows
+    of a matrix."""
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*(ylim[::-1] if down else ylim))
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    return fig, ax
+
+
+def cell(ax, x, y, text="", fill="white", edge="0.35", size=1.0, lw=0.8, ls="-", color="black", **kw):
+    """One square cell with its top-left corner at (x, y) (y down) and a label in its middle."""
+    ax.add_patch(Rectangle((x, y), size, size, facecolor=fill, edgecolor=edge, linewidth=lw, linestyle=ls))
+    if text != "":
+        ax.text(x + size / 2, y + size / 2, text, ha="center", va="center", color=color, **kw)
+
+
+def grid(ax, values, x, y, fill="white", size=1.0, fontsize=11, **kw):
+    """A matrix of numbers as a grid of cells, top-left corner at (x, y); ``fill`` is one colour or
+    a function of (row, column)."""
+    values = np.asarray(values)
+    for r in range(values.shape[0]):
+        for c in range(values.shape[1]):
+            colour = fill(r, c) if callable(fill) else fill
+            cell(
+                ax, x + c * size, y + r * size, num(values[r, c]), colour, size=size, fontsize=fontsize, **kw
+            )
+
+
+def outline(ax, x, y, w, h, color, lw=2.5, ls="-", zorder=4):
+    ax.add_patch(
+        Rectangle((x, y), w, h, fill=False, edgecolor=color, linewidth=lw, linestyle=ls, zorder=zorder)
+    )
+
+
+def arrow(ax, start, end, color="0.25", lw=1.5, style="-|>", rad=0.0, ls="-", **kw):
+    ax.add_patch(
+        FancyArrowPatch(
+            start,
+            end,
+            arrowstyle=style,
+            mutation_scale=14,
+            color=color,
+            linewidth=lw,
+            linestyle=ls,
+            connectionstyle=f"arc3,rad={rad}",
+            **kw,
+        )
+    )
+
+
+def box(ax, x, y, w, h, text, edge="0.3", fill="white", ls="-", lw=1.5, fontsize=10, heading=None, **kw):
+    """A rounded box with centred text, centre at (x, y); returns the patch (for arrows). A
+    ``heading`` is set in bold as the text's first line."""
+    patch = FancyBboxPatch(
+        (x - w / 2, y - h / 2),
+        w,
+        h,
+        boxstyle="round,pad=0,rounding_size=0.12",
+        facecolor=fill,
+        edgecolor=edge,
+        linewidth=lw,
+        linestyle=ls,
+        zorder=2,
+    )
+    ax.add_patch(patch)
+    style = dict(ha="center", va="center", fontsize=fontsize, zorder=3, linespacing=1.35, **kw)
+    if heading is None:
+        ax.text(x, y, text, **style)
+        return patch
+    lines = text.count("\n") + 1
+    # Two texts of the same number of lines, so that their lines fall on the same places.
+    ax.text(x, y, heading + "\n " * lines, weight="bold", **style)
+    ax.text(x, y, " \n" + text, **style)
+    return patch
+
+
+# --- Chapter 1: convolution ---------------------------------------------------------------------
+
+
+def conv1d_flip_slide():
+    """The worked example of chapter 1: x = [3, 2, 1, 0] convolved with h = [1, 0, -1]."""
+    x = np.array([3, 2, 1, 0])
+    h = np.array([1, 0, -1])
+    y = np.convolve(x, h)  # the full convolution, len(x) + len(h) - 1 values
+    flipped = h[::-1]
+    k = len(h)
+    shown = (0, 2, 4)  # three positions of the flipped kernel: hanging over the left end, inside, right
+    lo, hi = -(k - 1), len(y) - 1  # the columns the flipped kernel visits (x is zero outside 0..3)
+    x0 = 5.6 - lo  # the column of x[0]
+    right = x0 + hi + 1.6
+    width = right + 13.2
+    fig, ax = canvas((11, 5.5), (0, width), (-3.6, 10.0))
+    ax.text(
+        width / 2,
+        -3.3,
+        "1D convolution: flip the kernel, slide it along the signal, multiply and add",
+        ha="center",
+        va="center",
+        fontsize=13,
+        weight="bold",
+    )
+
+    # The kernel and its flipped copy.
+    ax.text(x0 - 0.4, -1.2, "kernel h", ha="right", va="center", fontsize=11)
+    for i, v in enumerate(h):
+        cell(ax, x0 + i, -1.7, num(v), tint(COLORS[7], 0.12), fontsize=11)
+        ax.text(x0 + i + 0.5, -2.0, f"h[{i}]", ha="center", va="center", fontsize=9, color="0.3")
+    arrow(ax, (x0 + k + 0.2, -1.2), (x0 + k + 1.8, -1.2))
+    ax.text(x0 + k + 1.0, -1.55, "flip", ha="center", va="bottom", fontsize=10)
+    for i, v in enumerate(flipped):
+        cell(ax, x0 + k + 2 + i, -1.7, num(v), tint(COLORS[7], 0.12), fontsize=11)
+        ax.text(x0 + k + 2.5 + i, -2.0, f"h[{k - 1 - i}]", ha="center", va="center", fontsize=9, color="0.3")
+
+    # The signal, padded with zeros where the kernel hangs over its ends.
+    ax.text(x0 - 0.4 + lo, 0.9, "signal x", ha="right", va="center", fontsize=11)
+    ax.text(x0 - 0.4 + lo, 1.35, "(0 outside)", ha="right", va="center", fontsize=9, color="0.35")
+    for i in range(lo, hi + 1):
+        inside = 0 <= i < len(x)
+        ax.text(
+            x0 + i + 0.5,
+            0.05,
+            str(i).replace("-", "\u2212"),
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="0.35",
+        )
+        cell(
+            ax,
+            x0 + i,
+            0.4,
+            num(x[i]) if inside else "0",
+            "white" if inside else "0.93",
+            edge="0.35" if inside else "0.6",
+            ls="-" if inside else "--",
+            color="black" if inside else "0.45",
+            fontsize=11,
+        )
+    ax.text(x0 + lo - 0.1, 0.05, "i", ha="right", va="center", fontsize=9, color="0.35", style="italic")
+
+    # The flipped kernel at three positions n: h[0] lies under x[n].
+    for row, n in enumerate(shown):
+        top = 2.2 + 1.9 * row
+        colour = COLORS[row]
+        ax.text(
+            x0 - 0.4 + lo,
+            top + 0.5,
+            f"position n = {n}",
+            ha="right",
+            va="center",
+            fontsize=11,
+            color=shade(colour),
+            weight="bold",
+        )
+        terms = []
+        for j, v in enumerate(flipped):
+            i = n - (k - 1) + j  # the signal index this tap meets
+            cell(ax, x0 + i, top, num(v), tint(colour, 0.3), edge=colour, lw=1.5, fontsize=11)
+            if 0 <= i < len(x):
+                terms.append((x[i], v))
+        products = " + ".join(f"{num(a)}\u00b7{num(b) if b >= 0 else '(' + num(b) + ')'}" for a, b in terms)
+        total = sum(a * b for a, b in terms)
+        assert total == y[n]
+        ax.text(
+            right,
+            top + 0.5,
+            f"y[{n}] = {products} = {num(total)}",
+            ha="left",
+            va="center",
+            fontsize=11,
+            color=shade(colour),
+        )
+
+    # The output: y[n] in the column of x[n].
+    out_top = 2.2 + 1.9 * len(shown) + 0.3
+    ax.text(x0 - 0.4 + lo, out_top + 0.5, "output y = x \u2217 h", ha="right", va="center", fontsize=11)
+    for n, v in enumerate(y):
+        ax.text(x0 + n + 0.5, out_top + 1.4, f"y[{n}]", ha="center", va="center", fontsize=9, color="0.3")
+        row = shown.index(n) if n in shown else None
+        fill = tint(COLORS[row], 0.3) if row is not None else "white"
+        cell(
+            ax,
+            x0 + n,
+            out_top,
+            num(v),
+            fill,
+            edge=COLORS[row] if row is not None else "0.35",
+            lw=1.5 if row is not None else 0.8,
+            fontsize=11,
+            weight="bold" if row is not None else "normal",
+        )
+    ax.text(
+        right,
+        out_top + 0.5,
+        f"{len(x)} + {len(h)} \u2212 1 = {len(y)} values; y[n] sits under x[n], where h[0] lands",
+        ha="left",
+        va="center",
+        fontsize=10,
+        color="0.25",
+    )
+    save(fig, "conv1d_flip_slide.svg")
+
+
+def conv2d_padding_stride():
+    """A 3x3 kernel over a 5x5 input with zero padding 1 and stride 2, computed by F.conv2d."""
+    size, k, pad, stride = 5, 3, 1, 2
+    image = torch.randint(0, 4, (1, 1, size, size), generator=torch.Generator().manual_seed(3)).float()
+    kernel = torch.tensor(kernel_presets()["Sobel x (vertical edges)"], dtype=torch.float32)[None, None]
+    out = F.conv2d(image, kernel, padding=pad, stride=stride)[0, 0]
+    padded = F.pad(image, (pad,) * 4)[0, 0]
+    n_out = (size + 2 * pad - k) // stride + 1
+    assert out.shape == (n_out, n_out)
+    side = size + 2 * pad
+    marked = {(0, 0): COLORS[0], (0, 1): COLORS[3]}  # two neighbouring windows, drawn on the input
+
+    fig, ax = canvas((12, 5.2), (-0.3, 28.2), (-2.2, 10.4))
+    # The padded input, with two windows.
+    ax.text(
+        side / 2,
+        -1.5,
+        f"input {size}\u00d7{size} with zero padding $p$ = {pad}",
+        ha="center",
+        fontsize=11,
+        weight="bold",
+    )
+    ax.text(side / 2, -0.75, f"({side}\u00d7{side} after padding)", ha="center", fontsize=10, color="0.3")
+    for r in range(side):
+        for c in range(side):
+            inside = pad <= r < side - pad and pad <= c < side - pad
+            cell(
+                ax,
+                c,
+                r,
+                num(padded[r, c]),
+                "white" if inside else "0.9",
+                color="black" if inside else "0.5",
+                fontsize=11,
+            )
+    for (i, j), colour in marked.items():
+        shift = 0.06 if j else -0.06  # the two windows share a column: keep both outlines visible
+        outline(
+            ax,
+            j * stride + shift + 0.06,
+            i * stride + 0.06,
+            k - 0.12,
+            k - 0.12,
+            colour,
+            lw=3,
+            ls="-" if j else "--",
+        )
+    # The kernel.
+    kx = side + 1.3
+    ax.text(kx + k / 2, 1.1, f"kernel {k}\u00d7{k}, $k$ = {k}", ha="center", fontsize=11, weight="bold")
+    grid(ax, kernel[0, 0], kx, 2.2, fill=tint(COLORS[7], 0.1))
+    # Every window position, in the order of the output grid.
+    mini, gap = 0.3, 0.45
+    mx = kx + k + 1.4
+    span = n_out * side * mini + (n_out - 1) * gap
+    ax.text(
+        mx + span / 2, -1.5, f"the {n_out * n_out} window positions", ha="center", fontsize=11, weight="bold"
+    )
+    ax.text(
+        mx + span / 2,
+        -0.75,
+        f"stride $s$ = {stride}: {stride} cells per step",
+        ha="center",
+        fontsize=10,
+        color="0.3",
+    )
+    for i in range(n_out):
+        for j in range(n_out):
+            x0, y0 = mx + j * (side * mini + gap), i * (side * mini + gap)
+            colour = marked.get((i, j), "0.45")
+            for r in range(side):
+                for c in range(side):
+                    in_window = i * stride <= r < i * stride + k and j * stride <= c < j * stride + k
+                    inside = pad <= r < side - pad and pad <= c < side - pad
+                    fill = tint(colour, 0.55) if in_window else ("white" if inside else "0.9")
+                    cell(ax, x0 + c * mini, y0 + r * mini, fill=fill, edge="0.75", size=mini, lw=0.3)
+            outline(ax, x0 + j * stride * mini, y0 + i * stride * mini, k * mini, k * mini, colour, lw=1.5)
+    # The output grid.
+    ox = mx + span + 1.4
+    ax.text(ox + n_out / 2, 1.1, f"output {n_out}\u00d7{n_out}", ha="center", fontsize=11, weight="bold")
+    grid(ax, out, ox, 2.2, fill=lambda r, c: tint(marked[(r, c)], 0.3) if (r, c) in marked else "white")
+    for (i, j), colour in marked.items():
+        outline(ax, ox + j, 2.2 + i, 1, 1, colour, lw=2.5)
+    # The size rule with the numbers filled in.
+    ax.text(
+        14,
+        side + 1.9,
+        "$H_\\mathrm{out} = \\lfloor (H_\\mathrm{in} + 2p - k)\\,/\\,s \\rfloor + 1$"
+        f" = \u230a({size} + 2\u00b7{pad} \u2212 {k}) / {stride}\u230b + 1"
+        f" = \u230a{size + 2 * pad - k} / {stride}\u230b + 1 = {n_out}",
+        ha="center",
+        va="center",
+        fontsize=12,
+    )
+    ax.text(
+        14,
+        side + 2.9,
+        "grey: the zeros of the padding; the blue and the orange window give the outlined outputs",
+        ha="center",
+        va="center",
+        fontsize=10,
+        color="0.3",
+    )
+    save(fig, "conv2d_padding_stride.svg")
+
+
+def stack(ax, x, y, n, side, colours, step=0.6, cells=None, edge="0.25"):
+    """``n`` squares of side ``side`` (y up), the first at the back with its bottom-left corner at
+    (x, y), each next one shifted by ``step`` right and down: the channels of a map, or the kernels
+    of one filter. ``cells`` draws a grid of that many cells per side."""
+    for i in range(n):
+        x0, y0 = x + i * step, y - i * step
+        ax.add_patch(
+            Rectangle(
+                (x0, y0), side, side, facecolor=tint(colours[i], 0.4), edgecolor=edge, lw=1.2, zorder=2 + i
+            )
+        )
+        if cells:
+            pitch = side / cells
+            for t in range(1, cells):
+                ax.plot([x0 + t * pitch] * 2, [y0, y0 + side], color="white", lw=0.8, zorder=2 + i)
+                ax.plot([x0, x0 + side], [y0 + t * pitch] * 2, color="white", lw=0.8, zorder=2 + i)
+
+
+def conv_multichannel():
+    """One convolutional layer with 3 input and 2 output channels: each filter is a stack of 3
+    kernels and makes one output channel. Shapes and parameters from nn.Conv2d itself."""
+    c_in, c_out, k, h = 3, 2, 3, 6
+    layer = nn.Conv2d(c_in, c_out, kernel_size=k)
+    x = torch.zeros(1, c_in, h, h)
+    y = layer(x)
+    w_shape, y_shape = tuple(layer.weight.shape), tuple(y.shape[1:])
+    n_weights, n_bias = layer.weight.numel(), layer.bias.numel()
+    chan = [COLORS[0], COLORS[1], COLORS[2]]
+    filt = [COLORS[3], COLORS[4]]
+    unit, step = 0.42, 0.6
+    c_in_text, c_out_text = "$C_\\mathrm{in}$", "$C_\\mathrm{out}$"
+    fig, ax = canvas((12, 6.6), (-0.6, 26.0), (-2.4, 11.6), down=False)
+    ax.text(
+        12.7,
+        11.1,
+        f"One convolutional layer: {c_in_text} = {c_in} input channels, {c_out_text} = {c_out} "
+        f"filters of {k}\u00d7{k}",
+        ha="center",
+        va="center",
+        fontsize=13,
+        weight="bold",
+    )
+
+    # Input: C_in channels, front to back.
+    side_in = h * unit
+    ix, iy = 1.6, 4.6
+    stack(ax, ix, iy, c_in, side_in, chan, step, cells=h)
+    for i in range(c_in):
+        ax.text(
+            ix - 0.15,
+            iy - i * step + side_in - 0.2,
+            f"channel {i + 1}",
+            ha="right",
+            va="center",
+            fontsize=9.5,
+            color=shade(chan[i], 0.65),
+            weight="bold",
+        )
+    centre_in = ix + (c_in - 1) * step / 2 + side_in / 2
+    ax.text(centre_in, 2.45, f"input: {c_in_text} = {c_in} channels", ha="center", fontsize=11, weight="bold")
+    ax.text(centre_in, 1.75, f"shape {tuple(x.shape[1:])}", ha="center", fontsize=10)
+    ax.text(centre_in, 1.1, "(channels, height, width)", ha="center", fontsize=9, color="0.35")
+
+    # Filters: each a stack of C_in kernels, one per input channel.
+    side_k = k * unit
+    depth = side_k + (c_in - 1) * step
+    fx, rows = 9.2, [7.3, 2.3]  # bottom-left corner of each filter's back kernel
+    for o in range(c_out):
+        y0 = rows[o]
+        stack(ax, fx, y0, c_in, side_k, chan, step, cells=k, edge=shade(filt[o]))
+        ax.add_patch(
+            Rectangle(
+                (fx - 0.3, y0 + side_k - depth - 0.3),
+                depth + 0.6,
+                depth + 0.6,
+                fill=False,
+                edgecolor=filt[o],
+                lw=2,
+                ls="--",
+                zorder=6,
+            )
+        )
+        mid = y0 + side_k - depth / 2
+        ax.text(
+            fx + depth / 2,
+            y0 + side_k + 0.65,
+            f"filter {o + 1}: shape ({c_in}, {k}, {k})",
+            ha="center",
+            fontsize=10.5,
+            weight="bold",
+            color=shade(filt[o]),
+        )
+        right_in = ix + (c_in - 1) * step + side_in
+        arrow(
+            ax,
+            (right_in + 0.25, iy - (c_in - 1) * step + side_in * (0.85 if o == 0 else 0.15)),
+            (fx - 0.45, mid),
+            rad=-0.12 if o == 0 else 0.12,
+        )
+        ax.text(
+            fx + depth + 3.2,
+            mid,
+            f"slide each kernel\nover its channel, add\nthe {c_in} results + bias b{o + 1}",
+            ha="center",
+            va="center",
+            fontsize=10,
+        )
+        arrow(ax, (fx + depth + 0.3, mid), (fx + depth + 0.9, mid))
+        arrow(
+            ax,
+            (fx + depth + 5.7, mid),
+            (19.9, 6.2 - o * step),
+            color=shade(filt[o]),
+            lw=1.8,
+            rad=0.15 if o == 0 else -0.15,
+        )
+    ax.text(
+        fx + depth / 2,
+        rows[1] + side_k - depth - 0.85,
+        "kernel c (colour) meets input channel c",
+        ha="center",
+        fontsize=9,
+        color="0.35",
+    )
+
+    # Output: one channel per filter.
+    side_out = y_shape[1] * unit
+    ox, oy = 20.2, 5.2
+    stack(ax, ox, oy, c_out, side_out, filt, step, cells=y_shape[1])
+    for o in range(c_out):
+        ax.text(
+            ox + (c_out - 1) * step + side_out + 0.2,
+            oy - o * step + side_out - 0.2,
+            f"from filter {o + 1}",
+            ha="left",
+            va="center",
+            fontsize=9.5,
+            color=shade(filt[o], 0.65),
+            weight="bold",
+        )
+    centre_out = ox + (c_out - 1) * step / 2 + side_out / 2
+    ax.text(
+        centre_out, 2.45, f"output: {c_out_text} = {c_out} channels", ha="center", fontsize=11, weight="bold"
+    )
+    ax.text(centre_out, 1.75, f"shape {y_shape}", ha="center", fontsize=10)
+    ax.text(
+        centre_out,
+        1.1,
+        f"{h} \u2212 {k} + 1 = {y_shape[1]} (no padding, stride 1)",
+        ha="center",
+        fontsize=9,
+        color="0.35",
+    )
+
+    times = " \u00d7 "
+    ax.text(
+        12.7,
+        -0.9,
+        f"weights: {c_out_text}{times}{c_in_text}{times}$k${times}$k$ = {times.join(map(str, w_shape))} = "
+        f"{n_weights}, plus {n_bias} biases: {n_weights + n_bias} parameters",
+        ha="center",
+        va="center",
+        fontsize=11,
+    )
+    ax.text(
+        12.7,
+        -1.8,
+        "each filter reads every input channel and gives one output channel",
+        ha="center",
+        va="center",
+        fontsize=10,
+        color="0.3",
+    )
+    save(fig, "conv_multichannel.svg")
+
+
+# --- Chapter 2: pooling -------------------------------------------------------------------------
+
+
+def pooling_max_avg():
+    """Chapter 2's worked example: 2x2 windows with stride 2, max and average."""
+    x = torch.tensor([[1, 3, 2, 1], [4, 6, 5, 0], [3, 1, 1, 2], [0, 2, 4, 7]], dtype=torch.float32)
+    k = 2
+    max_out = F.max_pool2d(x[None, None], k, stride=k)[0, 0]
+    avg_out = F.avg_pool2d(x[None, None], k, stride=k)[0, 0]
+    window = [COLORS[0], COLORS[1], COLORS[2], COLORS[4]]
+
+    def colour(r, c, scale=1):
+        return window[(r // scale) * 2 + c // scale]
+
+    fig, ax = canvas((10.5, 4.2), (-0.3, 17.4), (-1.6, 6.2))
+    ax.text(2, -1.0, "feature map 4\u00d74", ha="center", fontsize=11, weight="bold")
+    ax.text(2, -0.4, f"{k}\u00d7{k} windows, stride {k}", ha="center", fontsize=10, color="0.3")
+    grid(ax, x, 0, 0.4, fill=lambda r, c: tint(colour(r, c, k), 0.3), fontsize=12)
+    for wi in range(2):
+        for wj in range(2):
+            outline(ax, wj * k, 0.4 + wi * k, k, k, colour(wi, wj), lw=2.5)
+            block = x[wi * k : (wi + 1) * k, wj * k : (wj + 1) * k]
+            r, c = divmod(int(block.argmax()), k)
+            ax.add_patch(
+                plt.Circle(
+                    (wj * k + c + 0.5, 0.4 + wi * k + r + 0.5),
+                    0.36,
+                    fill=False,
+                    edgecolor=shade(colour(wi, wj), 0.6),
+                    lw=1.8,
+                    zorder=5,
+                )
+            )
+    for out, top, name, what in (
+        (max_out, -0.6, "max pooling", "the largest value of each window (circled)"),
+        (avg_out, 3.6, "average pooling", "the mean of each window"),
+    ):
+        arrow(ax, (4.4, 2.4), (6.6, top + 1.4), rad=-0.15 if top < 0 else 0.15)
+        grid(ax, out, 7, top + 0.4, fill=lambda r, c: tint(colour(r, c), 0.3), fontsize=12)
+        for r in range(2):
+            for c in range(2):
+                outline(ax, 7 + c, top + 0.4 + r, 1, 1, colour(r, c), lw=2.5)
+        ax.text(9.4, top + 0.9, name, ha="left", va="center", fontsize=11, weight="bold")
+        ax.text(9.4, top + 1.5, what, ha="left", va="center", fontsize=10, color="0.25")
+        ax.text(
+            9.4,
+            top + 2.1,
+            "{}\u00d7{} \u2192 {}\u00d7{}".format(*x.shape, *out.shape),
+            ha="left",
+            va="center",
+            fontsize=10,
+            color="0.25",
+        )
+    top_left = x[:k, :k].flatten()
+    values = ", ".join(num(v) for v in top_left)
+    ax.text(
+        0,
+        5.2,
+        f"blue window: max{{{values}}} = {num(top_left.max())}",
+        ha="left",
+        va="center",
+        fontsize=10,
+        color=shade(COLORS[0]),
+    )
+    ax.text(
+        0,
+        5.8,
+        f"mean ({' + '.join(num(v) for v in top_left)}) / {top_left.numel()} = {num(top_left.mean())}",
+        ha="left",
+        va="center",
+        fontsize=10,
+        color=shade(COLORS[0]),
+    )
+    save(fig, "pooling_max_avg.svg")
+
+
+def receptive_field():
+    """The pixels one value of the Simple CNN sees after each layer of its two blocks, found with
+    gradients: a pixel whose change can change the value has a non-zero gradient for some image."""
+    torch.manual_seed(0)
+    model = sc.SimpleCNN().eval().double()
+    images = torch.randn(64, *sc.MNIST_SHAPE, dtype=torch.float64, requires_grad=True)
+    side = images.shape[-1]
+    # One value per layer, chosen so that each field lies inside the next.
+    picks = {"conv1": (10, 10), "pool1": (5, 5), "conv2": (3, 3), "pool2": (1, 1)}
+    fields, titles = {}, {}
+    out = images
+    r, jump = 1, 1  # the rule of chapter 2: r_out = r_in + (k - 1) j_in, j_out = j_in s
+    for name, layer in model.features.named_children():
+        out = layer(out)
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+            k = layer.kernel_size if isinstance(layer, nn.MaxPool2d) else layer.kernel_size[0]
+            stride = layer.stride if isinstance(layer, nn.MaxPool2d) else layer.stride[0]
+            r, jump = r + (k - 1) * jump, jump * stride
+            titles[name] = f"conv {k}\u00d7{k}" if isinstance(layer, nn.Conv2d) else f"max-pool {k}"
+        if name in picks:
+            i, j = picks[name]
+            (grad,) = torch.autograd.grad(out[:, 0, i, j].sum(), images, retain_graph=True)
+            seen = grad.abs().sum(0)[0] > 0
+            rows, cols = seen.any(1).nonzero()[:, 0], seen.any(0).nonzero()[:, 0]
+            top, left, height, width = int(rows[0]), int(cols[0]), len(rows), len(cols)
+            assert seen.sum() == height * width and seen[top : top + height, left : left + width].all()
+            assert height == width == r, (name, height, width, r)
+            fields[name] = (top, left, height, width, tuple(out.shape[1:]))
+    colours = dict(zip(picks, (COLORS[0], COLORS[1], COLORS[2], COLORS[3])))
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.9))
+    for n, (ax, name) in enumerate(zip(axes, picks)):
+        top, left, height, width, shape = fields[name]
+        ax.set_xlim(0, side)
+        ax.set_ylim(side, 0)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        ax.add_patch(Rectangle((0, 0), side, side, facecolor="white", edgecolor="0.3", lw=1))
+        for t in range(1, side):
+            ax.plot([t, t], [0, side], color="0.88", lw=0.4)
+            ax.plot([0, side], [t, t], color="0.88", lw=0.4)
+        for earlier in list(picks)[:n]:  # the fields before, as outlines
+            t0, l0, h0, w0, _ = fields[earlier]
+            outline(ax, l0, t0, w0, h0, colours[earlier], lw=1.3, ls="--", zorder=5)
+        ax.add_patch(
+            Rectangle(
+                (left, top),
+                width,
+                height,
+                facecolor=tint(colours[name], 0.45),
+                edgecolor=colours[name],
+                lw=2,
+                zorder=4,
+            )
+        )
+        block = "block 1" if n < 2 else "block 2"
+        ax.set_title(
+            f"{block}, after {titles[name]}\n{shape[0]} maps of {shape[1]}\u00d7{shape[2]}", fontsize=11
+        )
+        ax.text(
+            side / 2,
+            side + 1.2,
+            f"one value sees\n{height}\u00d7{width} pixels",
+            ha="center",
+            va="top",
+            fontsize=12,
+            weight="bold",
+            color=shade(colours[name]),
+            linespacing=1.3,
+        )
+    fig.suptitle(
+        f"Receptive field: the pixels of the {side}\u00d7{side} input that can change one value "
+        "(non-zero gradient)\ndashed: the fields of the layers before",
+        fontsize=12,
+        y=1.0,
+    )
+    save(fig, "receptive_field.svg")
+
+
+# --- The whole network and its training (the first chapter and chapter 7) -----------------------
+
+#: Images in MNIST's training file; the course holds out a seeded share of them for validation.
+MNIST_TRAIN_IMAGES = 60_000
+
+
+def chapter_titles() -> dict[int, str]:
+    """The titles of chapters 1 to 7, read from their pages."""
+    titles = {}
+    for page in sorted((OUT.parent).glob("0[1-7]-*.md")):
+        titles[int(page.name[:2])] = page.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
+    return titles
+
+
+#: Each chapter's colour in the map of the network.
+CHAPTER_COLOURS = {
+    1: COLORS[0],
+    2: COLORS[1],
+    3: COLORS[2],
+    4: COLORS[3],
+    5: COLORS[4],
+    6: COLORS[5],
+    7: COLORS[7],
+}
+
+
+def network_map():
+    """The Simple CNN layer by layer: what each layer is, the shape it hands on (traced through
+    simplecnn.SimpleCNN) and the chapter that opens it up."""
+    model = sc.SimpleCNN()
+    shapes = {name.split(".")[-1]: ("N",) + shape[1:] for name, shape in layer_shapes(model)}
+    layers = dict(model.features.named_children()) | dict(model.classifier.named_children())
+    n_params = sum(p.numel() for p in model.parameters())
+
+    def shape(name):
+        return "(" + ", ".join(map(str, shapes[name])) + ")"
+
+    def describe(name):
+        layer = layers[name]
+        if isinstance(layer, nn.Conv2d):
+            k = layer.kernel_size
+            return f"conv {k[0]}\u00d7{k[1]}, {layer.in_channels}\u2192{layer.out_channels}", 1
+        if isinstance(layer, nn.BatchNorm2d):
+            return "batch norm", 6
+        if isinstance(layer, nn.ReLU):
+            return "ReLU", 3
+        if isinstance(layer, nn.MaxPool2d):
+            return f"max-pool {layer.kernel_size}\u00d7{layer.kernel_size}", 2
+        if isinstance(layer, nn.Dropout):
+            return f"dropout {layer.p:g}", 6
+        if isinstance(layer, nn.Flatten):
+            return "flatten", 7
+        if isinstance(layer, nn.Linear):
+            return f"linear {layer.in_features}\u2192{layer.out_features}", 7
+        raise ValueError(f"no description for layer {name}: {layer}")
+
+    names = list(layers)
+    rows = [names[:5], names[5:10], names[10:]]
+    assert rows[0][0] == "conv1" and rows[1][0] == "conv2" and rows[2][0] == "flatten", names
+    pitch, w, h = 2.0, 1.74, 0.86
+    ys = [2.15, 3.95, 5.75]  # the centres of the three rows of layers
+    y_train = 7.35
+    fig, ax = canvas((10.6, 8.6), (-0.1, 5 * pitch + 0.55), (-0.25, 8.35))
+    ax.text(
+        2.5 * pitch,
+        0.05,
+        "The Simple CNN: the shape after each layer for a batch of N digits,\n"
+        "and the chapter that opens each piece up",
+        ha="center",
+        va="center",
+        fontsize=11.5,
+        weight="bold",
+    )
+
+    def piece(col, y, text, chapter, ls="-", width=w):
+        x = col * pitch + w / 2
+        colour = CHAPTER_COLOURS.get(chapter, "0.45")
+        box(
+            ax,
+            x,
+            y,
+            width,
+            h,
+            text,
+            edge=colour,
+            fill=tint(colour, 0.18 if chapter != 7 else 0.08),
+            ls=ls,
+            fontsize=9.5,
+        )
+        if chapter:
+            ax.text(
+                x,
+                y + h / 2 + 0.16,
+                f"ch. {chapter}",
+                ha="center",
+                va="center",
+                fontsize=9.5,
+                weight="bold",
+                color=shade(colour, 0.75) if chapter != 7 else "0.2",
+            )
+
+    def right_arrow(col, y, ls="-"):
+        arrow(ax, (col * pitch + w + 0.02, y), ((col + 1) * pitch - 0.02, y), ls=ls)
+
+    piece(0, 0.95, "input: digits\n(" + ", ".join(map(str, ("N", *sc.MNIST_SHAPE))) + ")", None)
+    arrow(ax, (w / 2, 0.95 + h / 2), (w / 2, ys[0] - h / 2))
+    for r, row in enumerate(rows):
+        y = ys[r]
+        ax.add_patch(
+            FancyBboxPatch(
+                (-0.07, y - h / 2 - 0.3),
+                5 * pitch - (pitch - w) + 0.14,
+                h + 0.62,
+                boxstyle="round,pad=0,rounding_size=0.1",
+                facecolor="0.96",
+                edgecolor="0.8",
+                lw=0.8,
+                zorder=0,
+            )
+        )
+        label = ("block 1", "block 2", "classifier")[r]
+        ax.text(
+            0.0, y - h / 2 - 0.15, label, ha="left", va="center", fontsize=9.5, color="0.3", style="italic"
+        )
+        for c, name in enumerate(row):
+            text, chapter = describe(name)
+            extra = "\nlogits" if name == names[-1] else ""
+            piece(c, y, f"{text}\n{shape(name)}{extra}", chapter)
+            if c:
+                right_arrow(c - 1, y)
+        if r + 1 < len(rows):  # from the end of this row, round to the start of the next
+            x_out, y_gap = 4 * pitch + w + 0.22, (y + ys[r + 1]) / 2 - 0.02
+            ax.plot(
+                [4 * pitch + w, x_out, x_out, w / 2], [y, y, y_gap, y_gap], color="0.25", lw=1.3, zorder=1
+            )
+            arrow(ax, (w / 2, y_gap), (w / 2, ys[r + 1] - h / 2))
+    # After the network: softmax gives probabilities; in training, the loss and the optimiser.
+    piece(len(rows[2]), ys[2], f"softmax\n{shape(names[-1])}\nprobabilities", 3, ls="--")
+    right_arrow(len(rows[2]) - 1, ys[2], ls="--")
+    col_fc2 = len(rows[2]) - 1
+    piece(col_fc2, y_train, "cross-entropy loss\nlogits vs labels", 4, ls="--")
+    arrow(
+        ax,
+        (col_fc2 * pitch + w / 2, ys[2] + h / 2 + 0.3),
+        (col_fc2 * pitch + w / 2, y_train - h / 2),
+        ls="--",
+    )
+    adam_width = 2.55
+    box(
+        ax,
+        pitch + adam_width / 2,
+        y_train,
+        adam_width,
+        h,
+        f"Adam changes the weights\nall {n_params:,} of them",
+        edge=CHAPTER_COLOURS[5],
+        fill=tint(CHAPTER_COLOURS[5], 0.18),
+        ls="--",
+        fontsize=9.5,
+    )
+    ax.text(
+        pitch + adam_width / 2,
+        y_train + h / 2 + 0.16,
+        "ch. 5",
+        ha="center",
+        va="center",
+        fontsize=9.5,
+        weight="bold",
+        color=shade(CHAPTER_COLOURS[5], 0.75),
+    )
+    arrow(ax, (col_fc2 * pitch - 0.02, y_train), (pitch + adam_width + 0.02, y_train), ls="--")
+    ax.text(
+        (col_fc2 * pitch + pitch + adam_width) / 2,
+        y_train - 0.17,
+        "gradients",
+        ha="center",
+        va="center",
+        fontsize=9,
+        color="0.3",
+    )
+    ax.text(
+        w / 2,
+        y_train,
+        "dashed: not layers\nof the model; loss\nand Adam: training",
+        ha="center",
+        va="center",
+        fontsize=9.5,
+        color="0.3",
+        style="italic",
+    )
+    titles = chapter_titles()
+    handles = [
+        Patch(
+            facecolor=tint(CHAPTER_COLOURS[c], 0.18 if c != 7 else 0.08),
+            edgecolor=CHAPTER_COLOURS[c],
+            label=f"ch. {c}  {titles[c]}",
+        )
+        for c in sorted(titles)
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.035),
+        ncol=4,
+        fontsize=9.5,
+        frameon=False,
+        handlelength=1.4,
+        columnspacing=1.2,
+    )
+    save(fig, "network_map.svg")
+
+
+def training_loop():
+    """One training step as a cycle, with the shapes of the course's recipe (sc.FAST) traced
+    through the model and the number of steps in one epoch counted with sc.Batches."""
+    batch = sc.FAST.batch_size
+    train_idx, val_idx = split_indices(MNIST_TRAIN_IMAGES)
+    steps = len(sc.Batches(train_idx, train_idx, batch))
+    images, labels = torch.zeros(batch, *sc.MNIST_SHAPE), torch.zeros(batch, dtype=torch.long)
+    logits = sc.SimpleCNN()(images)
+    loss = F.cross_entropy(logits, labels)
+    assert loss.dim() == 0
+
+    def shape(t):
+        return "(" + ", ".join(map(str, t.shape)) + ")"
+
+    fig, ax = canvas((12.3, 6.2), (-0.7, 13.7), (-0.4, 6.6))
+    cx, cy, rx, ry = 4.1, 3.1, 3.45, 2.6
+    w, h = 3.2, 1.12
+    steps_text = [
+        ("a batch of images", f"{batch} images {shape(images)}\nand their {len(labels)} labels", COLORS[0]),
+        ("forward pass", "the images go through\nthe model's layers", COLORS[2]),
+        ("logits", f"{shape(logits)}: ten numbers\nfor each image", COLORS[2]),
+        ("loss", "cross-entropy of logits\nand labels: one number", COLORS[3]),
+        ("backward pass", "the gradient of the loss\nfor every weight", COLORS[4]),
+        ("optimiser step", "Adam changes every\nweight a little", COLORS[4]),
+    ]
+    angles = np.deg2rad([150, 90, 30, -30, -90, -150])  # clockwise from the top left
+    centres = [(cx + rx * np.cos(a), cy - ry * np.sin(a)) for a in angles]
+    patches = []
+    for (x, y), (heading, text, colour) in zip(centres, steps_text):
+        patches.append(
+            box(ax, x, y, w, h, text, edge=colour, fill=tint(colour, 0.15), fontsize=10, heading=heading)
+        )
+    for i, (start, end) in enumerate(zip(patches, patches[1:] + patches[:1])):
+        ax.add_patch(
+            FancyArrowPatch(
+                centres[i],
+                centres[(i + 1) % len(centres)],
+                patchA=start,
+                patchB=end,
+                arrowstyle="-|>",
+                mutation_scale=16,
+                color="0.25",
+                lw=1.7,
+                connectionstyle="arc3,rad=-0.3",
+                shrinkA=3,
+                shrinkB=3,
+            )
+        )
+    y5, (x0, y0) = centres[5][1], centres[0]
+    ax.text(
+        x0 - 0.55,
+        (y5 + y0) / 2,
+        "next\nbatch",
+        ha="right",
+        va="center",
+        fontsize=10.5,
+        weight="bold",
+        color="0.2",
+    )
+    ax.text(
+        cx,
+        cy - 0.4,
+        "one epoch = one pass\nover all training batches",
+        ha="center",
+        va="center",
+        fontsize=11,
+        weight="bold",
+    )
+    ax.text(
+        cx,
+        cy + 0.45,
+        f"{len(train_idx):,} images / {batch} per batch\n= {steps} steps round this loop",
+        ha="center",
+        va="center",
+        fontsize=10,
+        color="0.25",
+    )
+    # After each epoch: validation.
+    vw, vh = 3.9, 1.6
+    vx, vy = 13.6 - vw / 2, cy
+    box(
+        ax,
+        vx,
+        vy,
+        vw,
+        vh,
+        f"forward pass and loss on the\n{len(val_idx):,} validation images;\nno backward pass, no step",
+        edge=COLORS[1],
+        fill=tint(COLORS[1], 0.15),
+        fontsize=10,
+        heading="after each epoch: validation",
+    )
+    x_ring = centres[2][0] + w / 2
+    arrow(ax, (x_ring + 0.1, cy), (vx - vw / 2 - 0.05, vy), ls="--", color="0.3")
+    ax.text(
+        (x_ring + vx - vw / 2) / 2,
+        cy - 0.15,
+        "end of\nepoch",
+        ha="center",
+        va="bottom",
+        fontsize=9.5,
+        color="0.3",
+    )
+    save(fig, "training_loop.svg")
 
 
 def activations():
@@ -143,6 +1135,8 @@ def regularization():
 
 
 if __name__ == "__main__":
-    for draw in (activations, losses, optimization, regularization):
+    pictures = (conv1d_flip_slide, conv2d_padding_stride, conv_multichannel, pooling_max_avg, receptive_field)
+    curves = (activations, losses, optimization, regularization)
+    for draw in (*pictures, network_map, training_loop, *curves):
         draw()
     print("figures written to", OUT)

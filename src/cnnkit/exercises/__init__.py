@@ -11,7 +11,7 @@ In a notebook an exercise is a cell the reader fills in, then a call to :func:`c
 * A right answer passes.
 
 The solutions are not in the notebook: ``exercises.solution("1.2")`` prints one. The checks and
-solutions live in one module per chapter (``ch01`` ... ``ch08``, ``appendix_a``, ``appendix_b``); the tests run
+solutions live in one module per chapter (``ch00`` ... ``ch08``, ``appendix_a``, ``appendix_b``); the tests run
 every solution through its check (it must pass) and every listed wrong answer (it must fail).
 """
 
@@ -25,7 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 #: The chapter modules, loaded the first time an exercise is looked up.
-CHAPTERS = ("ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch08", "appendix_a", "appendix_b")
+CHAPTERS = (
+    "ch00",
+    "ch01",
+    "ch02",
+    "ch03",
+    "ch04",
+    "ch05",
+    "ch06",
+    "ch07",
+    "ch08",
+    "appendix_a",
+    "appendix_b",
+)
 
 
 class NotAnswered(Exception):

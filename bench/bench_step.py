@@ -3,7 +3,7 @@
 Times a full training step (forward, loss, backward, Adam) on one fixed batch of random images
 for every combination of
 
-* dropout: ``nn.Dropout`` (masks from ``bernoulli_``) or ``simplecnn.FastDropout`` (``rand >= p``);
+* dropout: ``nn.Dropout`` (masks from ``bernoulli_``) or ``cnnkit.speed.FastDropout`` (``rand >= p``);
 * arithmetic: float32, or bfloat16 under ``torch.autocast`` (skipped, with a note, when the CPU
   has no bfloat16 hardware, where it would only be emulated);
 * memory format: contiguous (NCHW) or ``channels_last`` (NHWC),
@@ -31,15 +31,14 @@ import torch
 import torch.nn as nn
 
 import simplecnn as sc
-from cnnkit import experiments
+from cnnkit import experiments, speed
 
 
 def build(fast_dropout: bool, channels_last: bool) -> nn.Module:
     torch.manual_seed(0)
-    model = sc.SimpleCNN()
-    if not fast_dropout:
-        for name in ("drop1", "drop2"):
-            setattr(model.features, name, nn.Dropout(getattr(model.features, name).p))
+    model = sc.SimpleCNN()  # nn.Dropout
+    if fast_dropout:
+        speed.fast_dropout(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.train()

@@ -12,7 +12,7 @@ fast first for odd ones):
 * fast: ``simplecnn.train`` with the course's default recipe ``simplecnn.FAST`` (one epoch:
   batch 128, one-cycle Adam with beta2 0.9, label smoothing, one-pixel random shifts) on
   preloaded, standardised tensors, a ``channels_last`` model,
-  the Simple CNN's ``FastDropout`` masks, bfloat16 arithmetic in the forward pass where the CPU
+  ``cnnkit.speed.FastDropout`` masks, bfloat16 arithmetic in the forward pass where the CPU
   has it (``--precision`` overrides this) and evaluation in float32 under
   ``torch.inference_mode()``.
 
@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 
 import simplecnn as sc
-from cnnkit import experiments, mnist
+from cnnkit import experiments, mnist, speed
 
 
 def scheduling() -> str:
@@ -95,11 +95,8 @@ def guide_loaders(root, seed: int, batch_size: int = 256, train_subset: int | No
 
 
 def guide_model() -> nn.Module:
-    """The Simple CNN as the guide builds it: its dropout layers are ``nn.Dropout``."""
-    model = sc.SimpleCNN()
-    for name in ("drop1", "drop2"):
-        setattr(model.features, name, nn.Dropout(getattr(model.features, name).p))
-    return model
+    """The Simple CNN as the guide builds it (its dropout layers are ``nn.Dropout``)."""
+    return sc.SimpleCNN()
 
 
 def guide_accuracy(model, loader) -> float:
@@ -165,7 +162,7 @@ def run_fast(
     start = time.perf_counter()
     data = mnist.load(root, seed=0, train_subset=train_subset, download=False)
     torch.manual_seed(seed)
-    model = sc.SimpleCNN().to(memory_format=torch.channels_last)
+    model = speed.fast_dropout(sc.SimpleCNN()).to(memory_format=torch.channels_last)
     epochs = []
 
     measure_test = experiments.measure_test(data.x_test, data.y_test)

@@ -41,7 +41,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 import simplecnn as sc
-from cnnkit import augment, checkpoints, mnist
+from cnnkit import augment, checkpoints, mnist, speed
 
 DISTORTION = augment.DISTORTIONS[augment.REFERENCE.name]
 
@@ -199,7 +199,7 @@ def main(argv=None) -> int:
                      label_smoothing=a.label_smoothing, precision=a.precision)  # fmt: skip
     print(recipe, f"rotation {a.rotation}, scale {a.scale}, elastic {a.elastic}", flush=True)
     torch.manual_seed(a.seed)
-    model = sc.SimpleCNN().to(memory_format=torch.channels_last)
+    model = speed.fast_dropout(sc.SimpleCNN()).to(memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(a.seed)
     distort = augment.random_affine(a.shift, a.rotation, a.scale, a.elastic, generator)
     train_batches = sc.Batches(data.x_train, data.y_train, recipe.batch_size, True, generator, distort)

@@ -58,22 +58,6 @@ def check_input(x: torch.Tensor, shape: tuple[int, int, int], model_name: str) -
     )
 
 
-class FastDropout(nn.Dropout):
-    """Dropout (chapter 6) with a cheaper random mask (appendix B): ``torch.rand(...) >= p``
-    instead of ``bernoulli_``, which is slower on CPUs. It zeroes and scales like ``nn.Dropout``;
-    the two agree in distribution, not bit for bit."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if self.p == 1.0:
-            return x.mul_(0.0) if self.inplace else x * 0.0
-        # float32 random numbers even under bfloat16 autocast, so that p is not rounded
-        mask = torch.rand_like(x, dtype=torch.float32).ge_(self.p).mul_(1.0 / (1.0 - self.p))
-        mask = mask.to(x.dtype)
-        return x.mul_(mask) if self.inplace else x * mask
-
-
 class SimpleCNN(nn.Module):
     """The course's network for 28x28 grayscale digits.
 
@@ -111,12 +95,12 @@ class SimpleCNN(nn.Module):
                 bn1=nn.BatchNorm2d(32) if batch_norm else nn.Identity(),
                 act1=activation(),
                 pool1=nn.MaxPool2d(2),
-                drop1=FastDropout(dropout[0]),
+                drop1=nn.Dropout(dropout[0]),
                 conv2=nn.Conv2d(32, 64, kernel_size=5),
                 bn2=nn.BatchNorm2d(64) if batch_norm else nn.Identity(),
                 act2=activation(),
                 pool2=nn.MaxPool2d(2),
-                drop2=FastDropout(dropout[1]),
+                drop2=nn.Dropout(dropout[1]),
             )
         )
         self.classifier = nn.Sequential(

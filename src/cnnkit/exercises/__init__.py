@@ -34,6 +34,7 @@ CHAPTERS = (
     "ch05",
     "ch06",
     "ch07",
+    "ch07_build",
     "ch08",
     "appendix_a",
     "appendix_b",

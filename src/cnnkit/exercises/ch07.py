@@ -6,18 +6,17 @@ say which mistake was made.
 """
 
 import math
-import warnings
 
 import torch
 import torch.nn as nn
 
-from cnnkit.exercises import Wrong, answered, exercise, real_number, whole_number
+from cnnkit.exercises import Wrong, exercise, real_number, whole_number
 
 NOTEBOOK = "07-simple-cnn-mnist"
 
 
 @exercise(
-    "7.1",
+    "7.3",
     NOTEBOOK,
     "sizes with 'same' padding",
     hint="with padding 2 a 5×5 convolution keeps 28×28; each 2×2 pooling halves the size; fc1 has "
@@ -64,7 +63,7 @@ def _(flat_size, fc1_params):
 
 
 @exercise(
-    "7.2",
+    "7.4",
     NOTEBOOK,
     "the loss before training",
     hint="an untrained classifier gives every one of K classes a probability of about 1/K, and "
@@ -146,7 +145,7 @@ def _evaluation_setup():
 
 
 @exercise(
-    "7.3",
+    "7.5",
     NOTEBOOK,
     "the evaluation loop",
     kind="code",
@@ -244,157 +243,3 @@ def _(accuracy):
             "add up the correct predictions and the images over all batches, then divide."
         )
     raise Wrong(f"{value:g}, but {correct} of the {seen} images are classified correctly.")
-
-
-def _schedule_setup():
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=len(_tiny_batches()))
-    return model, optimizer, scheduler
-
-
-def _reference_loop(mistake=None):
-    """The weights after one epoch of the tiny problem, with the right loop or a usual mistake."""
-    model, optimizer, scheduler = _schedule_setup()
-    loss_fn = nn.CrossEntropyLoss()
-    with warnings.catch_warnings():  # PyTorch warns when the scheduler steps first
-        warnings.simplefilter("ignore")
-        for x, y in _tiny_batches():
-            if mistake != "no zero_grad":
-                optimizer.zero_grad()
-            if mistake == "scheduler first":
-                scheduler.step()
-            loss_fn(model(x), y).backward()
-            optimizer.step()
-            if mistake is None or mistake == "no zero_grad":
-                scheduler.step()
-    return [p.detach().clone() for p in model.parameters()]
-
-
-def _same(a, b) -> bool:
-    return all(torch.allclose(p, q, rtol=1e-5, atol=1e-6) for p, q in zip(a, b))
-
-
-@exercise(
-    "7.4",
-    NOTEBOOK,
-    "a loop with a learning-rate schedule",
-    kind="code",
-    hint="the loop above, plus scheduler.step() right after optimizer.step(), once per batch; return "
-    "the list of per-batch losses.",
-    solution="""
-        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
-            model.train()
-            losses = []
-            for x, y in batches:
-                optimizer.zero_grad()
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()  # one step of the schedule per batch, after the optimiser's
-                losses.append(loss.item())
-            return losses
-    """,
-    wrong=[
-        """
-        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
-            model.train()
-            losses = []
-            for x, y in batches:
-                optimizer.zero_grad()
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-            return losses
-        """,
-        """
-        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
-            model.train()
-            losses = []
-            for x, y in batches:
-                optimizer.zero_grad()
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-            scheduler.step()
-            return losses
-        """,
-        """
-        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
-            model.train()
-            losses = []
-            for x, y in batches:
-                optimizer.zero_grad()
-                scheduler.step()
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-            return losses
-        """,
-        """
-        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
-            model.train()
-            losses = []
-            for x, y in batches:
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                losses.append(loss.item())
-            return losses
-        """,
-        """
-        def train_epoch_scheduled(model, batches, optimizer, scheduler, loss_fn):
-            model.train()
-            for x, y in batches:
-                optimizer.zero_grad()
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-            return loss.item()
-        """,
-    ],
-)
-def _(train_epoch_scheduled):
-    model, optimizer, scheduler = _schedule_setup()
-    batches = _tiny_batches()
-    with warnings.catch_warnings(), torch.random.fork_rng():
-        warnings.simplefilter("ignore")
-        losses = answered(
-            train_epoch_scheduled(model, batches, optimizer, scheduler, nn.CrossEntropyLoss()),
-            "what train_epoch_scheduled returns",
-        )
-    weights = [p.detach() for p in model.parameters()]
-    steps = scheduler.last_epoch  # how many times scheduler.step() was called
-    if _same(weights, [p.detach() for p in _schedule_setup()[0].parameters()]):
-        raise Wrong("the weights did not change: call loss.backward() and optimizer.step() for every batch.")
-    if steps == 0:
-        raise Wrong(
-            "scheduler.step() was never called, so the learning rate stayed at the schedule's start: "
-            "call it after optimizer.step(), once per batch."
-        )
-    if steps != len(batches):
-        raise Wrong(
-            f"scheduler.step() ran {steps} times for {len(batches)} batches; OneCycleLR counts "
-            "batches, so call it once per batch, inside the loop."
-        )
-    if _same(weights, _reference_loop("scheduler first")):
-        raise Wrong(
-            "scheduler.step() comes before optimizer.step(), so every batch used the next batch's "
-            "learning rate and the first one was never used: step the scheduler after the optimiser."
-        )
-    if _same(weights, _reference_loop("no zero_grad")):
-        raise Wrong("gradients pile up from batch to batch: call optimizer.zero_grad() for each batch.")
-    if not _same(weights, _reference_loop()):
-        raise Wrong(
-            "after the epoch the weights differ from the reference loop's: for each batch, "
-            "zero_grad, forward, loss, backward, optimizer.step(), scheduler.step()."
-        )
-    if not isinstance(losses, (list, tuple)) or len(losses) != len(batches):
-        raise Wrong(f"return a list with one loss per batch ({len(batches)} here), like train_epoch above.")

@@ -1,0 +1,475 @@
+"""Exercises 7.1 and 7.2: the reader writes the Simple CNN and the loop that trains it.
+
+The checks are three proofs that the reader's code is the course's model and loop:
+
+1. the same parameters, with the same names and shapes (``state_dict``);
+2. the reference model's trained weights load into the reader's class and give the same logits;
+3. from one seed, the same initial weights, the same training-mode output (same dropout
+   masks) and, for the loop, the same losses and weights after the first steps as
+   ``simplecnn.train_epoch``.
+
+When a proof fails, the message says where: which name or shape, which layer's output first
+differs (and how that layer differs from the course's), which step's loss first disagrees.
+The reader's code must build everything itself: a subclass of, or a wrapper around,
+``sc.SimpleCNN`` or ``sc.train_epoch`` is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import torch
+import torch.nn as nn
+
+import simplecnn as sc
+from cnnkit.exercises import NotAnswered, Wrong, answered, exercise
+
+NOTEBOOK = "07-simple-cnn-mnist"
+SEED = 0
+
+MODEL_SOLUTION = """
+from collections import OrderedDict
+
+
+class SimpleCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            OrderedDict(
+                conv1=nn.Conv2d(1, 32, kernel_size=5),  # chapter 1: 32 filters of 5x5, 28 -> 24
+                bn1=nn.BatchNorm2d(32),  # chapter 6
+                act1=nn.ReLU(),  # chapter 3
+                pool1=nn.MaxPool2d(2),  # chapter 2: 24 -> 12
+                drop1=nn.Dropout(0.45),  # chapter 6
+                conv2=nn.Conv2d(32, 64, kernel_size=5),  # 12 -> 8
+                bn2=nn.BatchNorm2d(64),
+                act2=nn.ReLU(),
+                pool2=nn.MaxPool2d(2),  # 8 -> 4
+                drop2=nn.Dropout(0.35),
+            )
+        )
+        self.classifier = nn.Sequential(
+            OrderedDict(
+                flatten=nn.Flatten(),  # (N, 64, 4, 4) -> (N, 1024)
+                fc1=nn.Linear(64 * 4 * 4, 512),
+                act3=nn.ReLU(),
+                fc2=nn.Linear(512, 10),  # ten logits; the softmax lives in the loss (chapter 4)
+            )
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+"""
+
+#: Wrong versions of the model: (what changed, the solution with that change). The tests run
+#: each through the check, and chapter 7's notebook test runs some of them in the notebook.
+MODEL_MISTAKES = {
+    "bn2 missing": ("                bn2=nn.BatchNorm2d(64),\n", ""),
+    "dropout 0.40": ("drop1=nn.Dropout(0.45)", "drop1=nn.Dropout(0.40)"),
+    "ReLU before batch norm": (
+        "bn1=nn.BatchNorm2d(32),  # chapter 6\n                act1=nn.ReLU(),  # chapter 3\n",
+        "act1=nn.ReLU(),  # chapter 3\n                bn1=nn.BatchNorm2d(32),  # chapter 6\n",
+    ),
+    "act3 missing": ("                act3=nn.ReLU(),\n", ""),
+    "drop2 missing": ("                drop2=nn.Dropout(0.35),\n", ""),
+    "average pooling": ("pool1=nn.MaxPool2d(2)", "pool1=nn.AvgPool2d(2)"),
+    "fc1 from 5x5": ("fc1=nn.Linear(64 * 4 * 4, 512)", "fc1=nn.Linear(64 * 5 * 5, 512)"),
+    "3x3 kernels": ("conv2=nn.Conv2d(32, 64, kernel_size=5)", "conv2=nn.Conv2d(32, 64, kernel_size=3)"),
+    "layers created in another order": (
+        "        self.features = nn.Sequential(",
+        "        head = nn.Linear(512, 10)\n        self.features = nn.Sequential(",
+    ),
+    "a subclass of sc.SimpleCNN": (MODEL_SOLUTION.strip(), "class SimpleCNN(sc.SimpleCNN):\n    pass"),
+    "a wrapper around sc.SimpleCNN": (
+        MODEL_SOLUTION.strip(),
+        "class SimpleCNN(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        inner = sc.SimpleCNN()\n        self.features, self.classifier = inner.features, inner.classifier\n\n"
+        "    def forward(self, x):\n        return self.classifier(self.features(x))",
+    ),
+}
+
+
+def _mistake(table: dict, name: str, solution: str) -> str:
+    old, new = table[name]
+    assert old in solution, f"the mistake {name!r} does not apply to the solution"
+    return solution.replace(old, new)
+
+
+class _UsedTheCourse(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _without_the_course():
+    """While the reader's code runs, ``sc.SimpleCNN`` and ``sc.train_epoch`` raise: the reader's
+    code must not build on them. (The checks hold their own references to both.)"""
+
+    def refuse(name):
+        def refused(*args, **kwargs):
+            raise _UsedTheCourse(name)
+
+        return refused
+
+    saved = sc.SimpleCNN, sc.train_epoch
+    sc.SimpleCNN, sc.train_epoch = refuse("sc.SimpleCNN"), refuse("sc.train_epoch")
+    try:
+        yield
+    finally:
+        sc.SimpleCNN, sc.train_epoch = saved
+
+
+def _run(what: str, f, *args):
+    """``f(*args)`` with the course's model and loop out of reach; errors become messages."""
+    try:
+        with _without_the_course():
+            return f(*args)
+    except _UsedTheCourse as used:
+        how = "step by step" if "train_epoch" in str(used) else "layer by layer"
+        raise Wrong(f"{what} uses the course's {used}: write it yourself, {how}.") from None
+    except (NotAnswered, Wrong):
+        raise
+    except TypeError as err:
+        if "ellipsis" in str(err):  # nn.Sequential was given a `...` where a layer belongs
+            raise NotAnswered("some layers are still `...`") from None
+        raise Wrong(f"{what} raised TypeError: {err}") from None
+    except Exception as err:  # the reader's code: any error is an answer to explain
+        raise Wrong(f"{what} raised {type(err).__name__}: {err}") from None
+
+
+def _leaves(model: nn.Module) -> dict[str, nn.Module]:
+    return {name: m for name, m in model.named_modules() if name and not list(m.children())}
+
+
+def _order(model: nn.Module) -> str:
+    return ", ".join(name.rsplit(".", 1)[-1] for name in _leaves(model))
+
+
+def _outputs(model: nn.Module, x: torch.Tensor, seed: int | None) -> tuple[list[str], dict, torch.Tensor]:
+    """Run ``model`` on ``x`` and note every leaf layer's output, in the order they ran."""
+    ran, outs, handles = [], {}, []
+    for name, module in _leaves(model).items():
+
+        def note(module, inputs, output, name=name):
+            ran.append(name)
+            outs[name] = output.detach().clone()
+
+        handles.append(module.register_forward_hook(note))
+    try:
+        if seed is not None:
+            torch.manual_seed(seed)
+        y = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return ran, outs, y
+
+
+def _where_they_differ(yours: nn.Module, course: nn.Module, x: torch.Tensor, seed: int | None) -> str:
+    """A sentence naming the first layer (in the course's order) whose output differs."""
+    _, mine, _ = _run("your forward pass", _outputs, yours, x, seed)
+    ran, theirs, _ = _outputs(course, x, seed)
+    your_layers, course_layers = _leaves(yours), _leaves(course)
+    order = ""
+    if _order(yours) != _order(course):
+        order = f" Your layers run in the order {_order(yours)}; the course's in the order {_order(course)}."
+    for name in ran:
+        if name not in mine:
+            what = "has no layer" if name not in your_layers else "never runs the layer"
+            return f"your network {what} {name} ({course_layers[name]}).{order}"
+        a, b = mine[name], theirs[name]
+        if a.shape != b.shape or not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+            detail = ""
+            if repr(your_layers[name]) != repr(course_layers[name]):
+                detail = f": yours is {your_layers[name]}, the course's is {course_layers[name]}"
+            elif order:
+                detail = ", because its input already differs"
+            shape = f" (shape {tuple(a.shape)} against {tuple(b.shape)})" if a.shape != b.shape else ""
+            return f"the outputs first differ at {name}{shape}{detail}.{order}"
+    return f"the layers agree, but the network's output does not: check forward().{order}"
+
+
+def _course_model(seed: int = SEED) -> nn.Module:
+    torch.manual_seed(seed)
+    return sc.SimpleCNN()
+
+
+def _shape_differences(mine: dict, course: dict) -> list[str]:
+    missing = [k for k in course if k not in mine]
+    extra = [k for k in mine if k not in course]
+    shapes = [
+        f"{k} is {tuple(mine[k].shape)}, the course's {tuple(course[k].shape)}"
+        for k in course
+        if k in mine and mine[k].shape != course[k].shape
+    ]
+    found = []
+    if missing:
+        found.append("missing: " + ", ".join(missing))
+    if extra:
+        found.append("not in the course's model: " + ", ".join(extra))
+    return found + shapes
+
+
+def check_model(cls) -> str:
+    """The three proofs for the reader's class; returns a note for the pass."""
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise Wrong(f"SimpleCNN should be a class derived from nn.Module; got {cls!r}.")
+    if issubclass(cls, sc.SimpleCNN):
+        raise Wrong("your SimpleCNN is a subclass of the course's sc.SimpleCNN: derive it from nn.Module.")
+    course = _course_model()
+    torch.manual_seed(SEED)
+    yours = _run("building your SimpleCNN", cls)
+    # 1. the same names and shapes
+    problems = _shape_differences(yours.state_dict(), course.state_dict())
+    if problems:
+        raise Wrong(
+            "proof 1, names and shapes: your state_dict differs from the course's: "
+            + "; ".join(problems)
+            + f". Your layers: {_order(yours)}; the course's: {_order(course)}."
+        )
+    x = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    yours.eval()
+    answered(_run("your forward pass", yours, x), "what forward() returns")
+
+    # 2. the reference weights give the same logits
+    from cnnkit import checkpoints
+
+    reference, _ = checkpoints.load_reference()
+    yours.load_state_dict(reference.state_dict())
+    yours.eval()
+    reference.eval()
+    with torch.no_grad():
+        same = torch.allclose(_run("your forward pass", yours, x), reference(x), rtol=1e-4, atol=1e-5)
+        if not same:
+            where = _where_they_differ(yours, reference, x, None)
+            raise Wrong(f"proof 2, trained weights: with the reference weights your logits differ; {where}")
+
+    # 3. one seed, the same start and the same training-mode output (dropout masks included)
+    torch.manual_seed(SEED)
+    yours = _run("building your SimpleCNN", cls)
+    for (name, a), b in zip(yours.state_dict().items(), course.state_dict().values()):
+        if not torch.equal(a, b):
+            raise Wrong(
+                f"proof 3, one seed: the initial values of {name} differ from the course's. Creating a "
+                "layer draws its random initial weights, so create the layers in the course's order, "
+                "each once, and nothing else in between."
+            )
+    yours.train()
+    course.train()
+    torch.manual_seed(SEED)
+    mine = _run("your forward pass", yours, x)
+    torch.manual_seed(SEED)
+    theirs = course(x)
+    if mine.shape != theirs.shape or not torch.allclose(mine, theirs, rtol=1e-4, atol=1e-5):
+        where = _where_they_differ(yours, course, x, SEED)
+        raise Wrong(f"proof 3, training mode: from the same seed your network's output differs; {where}")
+    names = len(course.state_dict())
+    return (
+        f"Your class is the Simple CNN: the same {names} names and shapes, the same logits with the "
+        "reference weights, and from one seed the same start and the same training-mode output."
+    )
+
+
+@exercise(
+    "7.1",
+    NOTEBOOK,
+    "your Simple CNN",
+    kind="code",
+    hint="replace each `...` with its layer: nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, "
+    "nn.Dropout, nn.Flatten, nn.Linear, with the sizes of the table on the theory page; forward() "
+    "returns self.classifier(self.features(x)).",
+    solution=MODEL_SOLUTION,
+    wrong=[_mistake(MODEL_MISTAKES, name, MODEL_SOLUTION) for name in MODEL_MISTAKES],
+)
+def _(SimpleCNN):  # noqa: N803 (the reader's name for the class)
+    return check_model(SimpleCNN)
+
+
+# --- 7.2: the training loop ------------------------------------------------------------------
+
+LOOP_SOLUTION = """
+def train_epoch(model, batches, optimizer, loss_fn, scheduler=None):
+    model.train()  # dropout on; batch norm uses each batch's statistics
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad()  # forget the previous step's gradients
+        logits = model(x)  # forward pass
+        loss = loss_fn(logits, y)  # the loss against the labels
+        loss.backward()  # back-propagation: a gradient for every parameter
+        optimizer.step()  # move every parameter against its gradient
+        if scheduler is not None:
+            scheduler.step()  # the next step's learning rate
+        losses.append(loss.item())
+    return losses
+"""
+
+LOOP_MISTAKES = {
+    "zero_grad missing": ("        optimizer.zero_grad()  # forget the previous step's gradients\n", ""),
+    "train mode missing": ("    model.train()  # dropout on; batch norm uses each batch's statistics\n", ""),
+    "scheduler before the optimiser": (
+        "        optimizer.step()  # move every parameter against its gradient\n"
+        "        if scheduler is not None:\n"
+        "            scheduler.step()  # the next step's learning rate\n",
+        "        if scheduler is not None:\n            scheduler.step()\n        optimizer.step()\n",
+    ),
+    "scheduler never stepped": (
+        "        if scheduler is not None:\n            scheduler.step()  # the next step's learning rate\n",
+        "",
+    ),
+    "zero_grad after backward": (
+        "        optimizer.zero_grad()  # forget the previous step's gradients\n"
+        "        logits = model(x)  # forward pass\n"
+        "        loss = loss_fn(logits, y)  # the loss against the labels\n"
+        "        loss.backward()  # back-propagation: a gradient for every parameter\n",
+        "        logits = model(x)\n        loss = loss_fn(logits, y)\n        loss.backward()\n"
+        "        optimizer.zero_grad()\n",
+    ),
+    "only the last loss": (
+        "        losses.append(loss.item())\n    return losses\n",
+        "    return [loss.item()]\n",
+    ),
+    "losses of another thing": ("losses.append(loss.item())", "losses.append(logits.mean().item())"),
+    "a wrapper around sc.train_epoch": (
+        LOOP_SOLUTION.strip(),
+        "def train_epoch(model, batches, optimizer, loss_fn, scheduler=None):\n"
+        "    return [sc.train_epoch(model, batches, optimizer, loss_fn, scheduler)[0]] * len(batches)",
+    ),
+}
+
+
+def _loop_setup():
+    """The course's network, three small batches, Adam and a one-cycle schedule over 3 steps.
+    The model starts in evaluation mode: the loop must switch it to training mode itself."""
+    model = _course_model().eval()
+    g = torch.Generator().manual_seed(2)
+    batches = [
+        (torch.randn(16, 1, 28, 28, generator=g), torch.randint(10, (16,), generator=g)) for _ in range(3)
+    ]
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=len(batches))
+    return model, batches, optimizer, scheduler
+
+
+class _LossNoter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.loss_fn, self.losses = nn.CrossEntropyLoss(), []
+
+    def forward(self, logits, y):
+        loss = self.loss_fn(logits, y)
+        self.losses.append(loss.item())
+        return loss
+
+
+def _course_steps():
+    """Losses and weights after ``sc.train_epoch`` runs the three steps."""
+    model, batches, optimizer, scheduler = _loop_setup()
+    noter = _LossNoter()
+    torch.manual_seed(SEED)  # the dropout masks
+    sc.train_epoch(model, batches, optimizer, noter, scheduler)
+    return noter.losses, [p.detach().clone() for p in model.parameters()]
+
+
+def _plain_steps(mistake: str):
+    """The weights after the three steps taken with one of the usual mistakes."""
+    model, batches, optimizer, scheduler = _loop_setup()
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    torch.manual_seed(SEED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for x, y in batches:
+            if mistake != "no zero_grad":
+                optimizer.zero_grad()
+            if mistake == "scheduler first":
+                scheduler.step()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            if mistake != "scheduler first":
+                scheduler.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _same(a, b) -> bool:
+    return all(torch.allclose(p, q, rtol=1e-5, atol=1e-6) for p, q in zip(a, b))
+
+
+def check_loop(train_epoch) -> str:
+    """Proof 3 for the reader's loop: the same steps as ``sc.train_epoch`` from one seed."""
+    if not callable(train_epoch):
+        raise Wrong(f"train_epoch should be a function; got {train_epoch!r}.")
+    model, batches, optimizer, scheduler = _loop_setup()
+    start = [p.detach().clone() for p in model.parameters()]
+    modes = []
+    model.register_forward_pre_hook(lambda module, inputs: modes.append(module.training))
+    torch.manual_seed(SEED)  # the dropout masks, as in _course_steps
+    with warnings.catch_warnings():  # PyTorch warns when a scheduler steps before the optimiser
+        warnings.simplefilter("ignore")
+        returned = _run("your train_epoch", train_epoch, model, batches, optimizer, _LossNoter(), scheduler)
+    weights = [p.detach() for p in model.parameters()]
+    if not returned and _same(weights, start):
+        raise NotAnswered("the loop does not train yet")
+    course_losses, course_weights = _course_steps()
+    if any(not training for training in modes):
+        raise Wrong(
+            "the model ran in evaluation mode: call model.train() before the loop, so that dropout "
+            "drops and batch norm uses each batch's statistics (the model may arrive in evaluation mode)."
+        )
+    steps = scheduler.last_epoch
+    if steps != len(batches):
+        raise Wrong(
+            f"scheduler.step() ran {steps} times for {len(batches)} batches: call it once per batch, "
+            "after optimizer.step(), when a scheduler is given."
+        )
+    if not _same(weights, course_weights):
+        if _same(weights, start):
+            hint = (
+                "the weights did not change: call loss.backward() and then optimizer.step() for every batch."
+            )
+        elif _same(weights, _plain_steps("no zero_grad")):
+            hint = (
+                "the gradients pile up from step to step: call optimizer.zero_grad() for every batch, "
+                "before loss.backward()."
+            )
+        elif _same(weights, _plain_steps("scheduler first")):
+            hint = (
+                "the scheduler steps before the optimiser, so each step used the next step's learning "
+                "rate: call scheduler.step() after optimizer.step()."
+            )
+        else:
+            hint = "for each batch: zero_grad, forward, loss, backward, optimizer.step(), then the scheduler's step."
+        noted = []
+        with contextlib.suppress(Exception):  # the losses the loop returned, if they are numbers
+            noted = [float(v) for v in returned]
+        for k, (a, b) in enumerate(zip(noted, course_losses), 1):
+            if abs(a - b) > 1e-5 * max(1.0, abs(b)):
+                raise Wrong(f"step {k}'s loss is {a:.6f} where sc.train_epoch's is {b:.6f}: {hint}")
+        raise Wrong(f"after {len(batches)} steps your weights differ from those of sc.train_epoch: {hint}")
+    try:
+        losses = [float(v) for v in returned]
+    except (TypeError, ValueError):
+        raise Wrong(f"return the list of the steps' losses (numbers); got {returned!r}.") from None
+    if len(losses) != len(batches):
+        raise Wrong(f"return one loss per step: {len(batches)} steps here, and your list has {len(losses)}.")
+    for k, (a, b) in enumerate(zip(losses, course_losses), 1):
+        if abs(a - b) > 1e-5 * max(1.0, abs(b)):
+            raise Wrong(
+                f"the training is right, but the loss you return for step {k} is {a:.6f} where the step's "
+                f"loss was {b:.6f}: append loss.item() after each step."
+            )
+    return "Your loop takes the same steps as sc.train_epoch: the same losses and the same weights."
+
+
+@exercise(
+    "7.2",
+    NOTEBOOK,
+    "your training loop",
+    kind="code",
+    hint="model.train() once; then for each batch: optimizer.zero_grad(), logits = model(x), "
+    "loss = loss_fn(logits, y), loss.backward(), optimizer.step(), scheduler.step() if there is a "
+    "scheduler, and losses.append(loss.item()).",
+    solution=LOOP_SOLUTION,
+    wrong=[_mistake(LOOP_MISTAKES, name, LOOP_SOLUTION) for name in LOOP_MISTAKES],
+)
+def _(train_epoch):
+    return check_loop(train_epoch)

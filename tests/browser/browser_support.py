@@ -14,9 +14,9 @@ ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 
 
 def built_book() -> Path | None:
-    """The built book's html folder: $SIMPLECNN_BOOK_HTML, else the quick build, else the reader build."""
+    """The built book's html folder: $SIMPLECNN_BOOK_HTML, else _build/html."""
     env = os.environ.get("SIMPLECNN_BOOK_HTML")
-    candidates = [Path(env)] if env else [ROOT / "_build/quick/_build/html", ROOT / "_build/html"]
+    candidates = [Path(env)] if env else [ROOT / "_build/html"]
     return next((c for c in candidates if (c / "index.html").is_file()), None)
 
 

@@ -260,9 +260,9 @@ def test_anything_but_a_guide_state_dict_is_refused():
 
 def test_chapter_8_states_the_reference_models_own_figures(reference, record, mnist):
     """The figures chapter 8 quotes for the reference model (test accuracy, mistakes, the
-    solution to exercise 8.1) are this checkpoint's, not an earlier one's."""
+    solutions to exercises 8.1 and 8.3) are this checkpoint's, not an earlier one's."""
     text = (ROOT / "chapters" / "08-inside-the-model.md").read_text()
-    predicted = sc.predict(reference, mnist.x_test).argmax(1)
+    confidence, predicted = sc.predict(reference, mnist.x_test).max(1)
     wrong = int((predicted != mnist.y_test).sum())
     assert f"**{record['test_acc']:.2%} test accuracy**".replace("%", " %") in text
     assert f"({wrong} mistakes)" in text
@@ -275,3 +275,14 @@ def test_chapter_8_states_the_reference_models_own_figures(reference, record, mn
     stated = re.search(r"returns the (\d): ([\d,]+) of its ([\d,]+) test images", text)
     assert stated, "chapter 8 no longer states the solution of exercise 8.1"
     assert tuple(int(g.replace(",", "")) for g in stated.groups()) == (hardest, right, total)
+    missed = predicted != mnist.y_test
+    stated = re.search(
+        r"it returns (0\.\d+) over its (\d+) mistakes and (0\.\d+) over the ([\d,]+) right", text
+    )
+    assert stated, "chapter 8 no longer states the solution of exercise 8.3"
+    assert stated.groups() == (
+        f"{confidence[missed].mean():.3f}",
+        str(wrong),
+        f"{confidence[~missed].mean():.3f}",
+        f"{len(missed) - wrong:,}",
+    )

@@ -1,10 +1,11 @@
 """Exercises of chapter 8, inside the trained model (notebook 08-inside-the-model)."""
 
+import math
+
 import torch
-import torch.nn as nn
 
 from cnnkit import digitlab
-from cnnkit.exercises import Wrong, answered, exercise, whole_number
+from cnnkit.exercises import Wrong, answered, exercise, reader_call, real_number, whole_number
 from simplecnn import SimpleCNN
 
 NOTEBOOK = "08-inside-the-model"
@@ -144,37 +145,147 @@ def _(n_weights, share):
         raise Wrong(f"{share} is not {weights} / {total:,} rounded to four decimals.")
 
 
+def _confidence_tables():
+    """Probability tables (one row per image) and labels that the check of 8.3 tries. In the
+    first, every usual mistake gives other numbers than the right answer: the wrong images'
+    true-class probabilities differ from their largest ones, the means differ from the medians,
+    and the mean over all images differs from both parts."""
+    first = torch.tensor(
+        [
+            [0.90, 0.05, 0.05],  # right (label 0)
+            [0.10, 0.80, 0.10],  # right (label 1)
+            [0.20, 0.20, 0.60],  # right (label 2)
+            [0.02, 0.97, 0.01],  # right (label 1)
+            [0.15, 0.30, 0.55],  # wrong: label 1, predicted 2
+            [0.70, 0.10, 0.20],  # wrong: label 2, predicted 0
+            [0.05, 0.45, 0.50],  # wrong: label 0, predicted 2
+        ]
+    )
+    first_labels = torch.tensor([0, 1, 2, 1, 1, 2, 0])
+    generator = torch.Generator().manual_seed(8)
+    second = torch.softmax(3 * torch.randn(40, 10, generator=generator), 1)
+    second_labels = second.argmax(1)
+    second_labels[::3] = torch.randint(10, (len(second_labels[::3]),), generator=generator)
+    return (first, first_labels), (second, second_labels)
+
+
+def _near(a, b) -> bool:
+    return all(math.isclose(x, y, rel_tol=1e-5, abs_tol=1e-6) for x, y in zip(a, b))
+
+
+def _pair(got) -> tuple[float, float]:
+    try:
+        wrong, right = got
+        return real_number(wrong, "the first number"), real_number(right, "the second number")
+    except (TypeError, ValueError) as err:
+        raise Wrong(
+            f"return two numbers, (over the wrong images, over the right ones); got {got!r:.80}."
+        ) from err
+
+
 @exercise(
     "8.3",
     NOTEBOOK,
-    "padding",
-    hint="with padding p the side becomes 28 + 2·p − 5 + 1; max-pooling 2×2 then halves it. The "
-    "number of channels does not change.",
-    solution="shape_after_pool1 = (32, 14, 14)",
+    "how sure when wrong",
+    kind="code",
+    hint="probs.max(1) gives each row's largest probability and its class; compare the class with "
+    "the labels, then average the largest probabilities over the wrong rows and over the right ones.",
+    solution="""
+        def mean_confidence(probs, labels):
+            confidence, predicted = probs.max(1)  # how sure it is of each prediction, and the prediction
+            wrong = predicted != labels
+            return confidence[wrong].mean().item(), confidence[~wrong].mean().item()
+    """,
     wrong=[
-        "shape_after_pool1 = (32, 12, 12)",
-        "shape_after_pool1 = (32, 28, 28)",
-        "shape_after_pool1 = (14, 14)",
-        "shape_after_pool1 = (32, 16, 16)",
+        # the two the other way round
+        """
+        def mean_confidence(probs, labels):
+            confidence, predicted = probs.max(1)
+            right = predicted == labels
+            return confidence[right].mean().item(), confidence[~right].mean().item()
+        """,
+        # the probability of the true class, not of the prediction
+        """
+        def mean_confidence(probs, labels):
+            wrong = probs.argmax(1) != labels
+            p_true = probs[torch.arange(len(labels)), labels]
+            return p_true[wrong].mean().item(), p_true[~wrong].mean().item()
+        """,
+        # the mean over every image, not split
+        """
+        def mean_confidence(probs, labels):
+            confidence = probs.max(1).values.mean().item()
+            return confidence, confidence
+        """,
+        # percentages
+        """
+        def mean_confidence(probs, labels):
+            confidence, predicted = probs.max(1)
+            wrong = predicted != labels
+            return 100 * confidence[wrong].mean().item(), 100 * confidence[~wrong].mean().item()
+        """,
+        # the median, not the mean
+        """
+        def mean_confidence(probs, labels):
+            confidence, predicted = probs.max(1)
+            wrong = predicted != labels
+            return confidence[wrong].median().item(), confidence[~wrong].median().item()
+        """,
+        # how many, not how sure
+        """
+        def mean_confidence(probs, labels):
+            wrong = probs.argmax(1) != labels
+            return int(wrong.sum()), int((~wrong).sum())
+        """,
     ],
 )
-def _(shape_after_pool1):
-    shape = _numbers(shape_after_pool1, "the shape")
-    layers = nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.MaxPool2d(2))
-    expected = tuple(layers(torch.zeros(1, 1, 28, 28)).shape[1:])
-    if len(shape) != 3:
-        raise Wrong(
-            f"give the shape of one digit's maps as (channels, height, width); you gave {len(shape)} numbers."
+def _(mean_confidence):
+    if not callable(answered(mean_confidence, "mean_confidence")):
+        raise Wrong("mean_confidence should be a function (probs, labels) -> (number, number).")
+    for probs, labels in _confidence_tables():
+        got = answered(
+            reader_call(
+                mean_confidence, probs.clone(), labels.clone(), what="mean_confidence(probs, labels)"
+            ),
+            "what mean_confidence returns",
         )
-    if shape[0] != expected[0]:
-        raise Wrong(f"{shape[0]} channels: padding changes the height and width, not the 32 channels.")
-    if shape == (32, 12, 12):
-        raise Wrong("that is the shape without padding: two rows and columns of zeros on each side add 4.")
-    if shape == (32, 28, 28):
-        raise Wrong("28 × 28 is the size after conv1; pool1 halves it.")
-    if shape != expected:
+        wrong, right = _pair(got)
+        confidence, predicted = probs.max(1)
+        missed = predicted != labels
+        expected = (confidence[missed].mean().item(), confidence[~missed].mean().item())
+
+        if _near((wrong, right), expected):
+            continue
+        p_true = probs[torch.arange(len(labels)), labels]
+        if _near((wrong, right), expected[::-1]):
+            raise Wrong(
+                "the two are the other way round: first the images it gets wrong, then the right ones."
+            )
+        if _near((wrong, right), (100 * expected[0], 100 * expected[1])):
+            raise Wrong(f"{wrong:g} and {right:g} are percentages; return fractions between 0 and 1.")
+        if _near((wrong, right), (missed.sum().item(), (~missed).sum().item())):
+            raise Wrong(
+                f"{wrong:g} and {right:g} count the images; the exercise asks how sure the model is: "
+                "the mean of its largest probabilities."
+            )
+        if math.isclose(wrong, p_true[missed].mean().item(), rel_tol=1e-5):
+            raise Wrong(
+                "on the wrong images that is the probability of the true class; how sure the model is of "
+                "its own prediction is the largest probability of each row."
+            )
+        everything = confidence.mean().item()
+        if math.isclose(wrong, everything, rel_tol=1e-5) or math.isclose(right, everything, rel_tol=1e-5):
+            raise Wrong(
+                f"{everything:.4f} is the mean over every image: split them first into the ones "
+                "predicted wrongly (largest probability not on the label) and the right ones."
+            )
+        median = (confidence[missed].median().item(), confidence[~missed].median().item())
+        if _near((wrong, right), median):
+            raise Wrong("those are the medians (the middle values); the exercise asks for the means.")
         raise Wrong(
-            f"{shape[1]} × {shape[2]}: the side after conv1 is 28 + 2·2 − 5 + 1, then pooling halves it."
+            f"on a table of {len(labels)} images it returns ({wrong:.4f}, {right:.4f}), but the "
+            f"largest probabilities average {expected[0]:.4f} over the wrong images and {expected[1]:.4f} "
+            "over the right ones."
         )
 
 

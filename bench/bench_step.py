@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    has_bf16 = sc.resolve_precision("auto") == "bfloat16"
+    has_bf16 = speed.resolve_precision("auto") == "bfloat16"
     print(experiments.machine())
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "

@@ -66,7 +66,7 @@ def parse(argv):
     p.add_argument("--mixup", type=float, default=0.0, help="mixup's Beta(alpha, alpha); 0: none")
     p.add_argument("--sam", type=float, default=0.0, help="sharpness-aware minimisation's rho; 0: none")
     p.add_argument("--label-smoothing", type=float, default=augment.REFERENCE.label_smoothing)
-    p.add_argument("--precision", choices=sc.PRECISIONS, default=augment.REFERENCE.precision)
+    p.add_argument("--precision", choices=speed.PRECISIONS, default="auto")
     p.add_argument(
         "--clean-epochs",
         type=int,
@@ -85,13 +85,29 @@ def parse(argv):
     return p.parse_args(argv)
 
 
+def train_epoch(model, batches, optimizer, loss_fn, scheduler, after_step) -> float:
+    """sc.train_epoch's steps for targets that may be probabilities (distillation, mixup);
+    returns the mean training loss."""
+    model.train()
+    total, seen = 0.0, 0
+    for x, y in batches:
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        after_step.update(1)
+        total, seen = total + loss.item() * len(x), seen + len(x)
+    return total / seen
+
+
 class Taught:
     """Knowledge distillation (Hinton, Vinyals and Dean, 2015): batches whose targets mix the
     one-hot label with the teachers' averaged probabilities for the same distorted image."""
 
     def __init__(self, batches, teachers, share, precision):
         self.batches, self.teachers, self.share = batches, teachers, share
-        self.low_precision = sc.resolve_precision(precision) == "bfloat16"
+        self.low_precision = speed.resolve_precision(precision) == "bfloat16"
 
     def __len__(self):
         return len(self.batches)
@@ -141,13 +157,12 @@ class SharpnessAware:
     """Sharpness-aware minimisation (Foret et al., 2021) around Adam: each step moves the weights
     ``rho`` uphill along the normalised gradient, takes the gradient there on the same batch,
     moves back, and lets Adam step with that gradient. Twice the work per step. It wraps the
-    optimizer that ``sc.train_epoch`` steps, so the batch is remembered from the forward pass
+    optimizer that ``train_epoch`` steps, so the batch is remembered from the forward pass
     and the loss."""
 
-    def __init__(self, model, optimizer, loss_fn, rho, precision):
+    def __init__(self, model, optimizer, loss_fn, rho):
         self.model, self.base, self.rho, self.batch = model, optimizer, rho, [None, None]
         self.device = sc.model_device(model)
-        self.low_precision = sc.resolve_precision(precision, self.device) == "bfloat16"
         self.param_groups = optimizer.param_groups
         self.norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         model.register_forward_pre_hook(lambda _, args: self.batch.__setitem__(0, args[0]))
@@ -174,8 +189,7 @@ class SharpnessAware:
             torch._foreach_add_(params, uphill)
         self.base.zero_grad(set_to_none=True)
         x, y = self.batch
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.low_precision):
-            loss = self.plain_loss(self.model(x), y)
+        loss = self.plain_loss(self.model(x), y)  # the model's own mixed precision (speed.speed_up)
         loss.backward()
         with torch.no_grad():  # back exactly where the step started
             torch._foreach_copy_(params, here)
@@ -196,10 +210,10 @@ def main(argv=None) -> int:
     data = mnist.load(a.data_root, val_fraction=0.2, seed=0, train_subset=a.train_subset)
     recipe = replace(augment.REFERENCE, epochs=a.epochs, max_shift=a.shift, batch_size=a.batch_size,
                      lr=a.lr, betas=(augment.REFERENCE.betas[0], a.beta2), weight_decay=a.weight_decay,
-                     label_smoothing=a.label_smoothing, precision=a.precision)  # fmt: skip
+                     label_smoothing=a.label_smoothing)  # fmt: skip
     print(recipe, f"rotation {a.rotation}, scale {a.scale}, elastic {a.elastic}", flush=True)
     torch.manual_seed(a.seed)
-    model = speed.fast_dropout(sc.SimpleCNN()).to(memory_format=torch.channels_last)
+    model = speed.speed_up(sc.SimpleCNN(), a.precision)
     generator = torch.Generator().manual_seed(a.seed)
     distort = augment.random_affine(a.shift, a.rotation, a.scale, a.elastic, generator)
     train_batches = sc.Batches(data.x_train, data.y_train, recipe.batch_size, True, generator, distort)
@@ -216,7 +230,7 @@ def main(argv=None) -> int:
         print(
             f"teachers' averaged validation accuracy {(probs.mean(0).argmax(1) == data.y_val).double().mean():.4f}"
         )
-        train_batches = Taught(train_batches, teachers, a.distill, recipe.precision)
+        train_batches = Taught(train_batches, teachers, a.distill, a.precision)
     if a.mixup:
         train_batches = Mixed(train_batches, a.mixup, generator)
     optimizer, scheduler = optimizer_for(model, recipe, len(train_batches), a.epochs, a.adamw)
@@ -231,14 +245,12 @@ def main(argv=None) -> int:
                 average.update_parameters(model)
 
     if a.sam:
-        optimizer = SharpnessAware(model, optimizer, loss_fn, a.sam, recipe.precision)
+        optimizer = SharpnessAware(model, optimizer, loss_fn, a.sam)
         loss_fn = optimizer.loss_fn
     rows, start = [], time.perf_counter()
     for epoch in range(1, a.epochs + 1):
         batches = clean_batches if epoch > a.epochs - a.clean_epochs else train_batches
-        train_loss, _ = sc.train_epoch(
-            model, batches, optimizer, loss_fn, scheduler, AfterEachStep(), recipe.precision
-        )
+        train_loss = train_epoch(model, batches, optimizer, loss_fn, scheduler, AfterEachStep())
         row = dict(epoch=epoch, train_loss=train_loss, val_acc=sc.evaluate(model, val_batches)[1])
         row.update({f"ema{d}": sc.evaluate(avg.module, val_batches)[1] for d, avg in averages.items()})
         row["seconds"] = time.perf_counter() - start

@@ -4,19 +4,19 @@ Read it top to bottom; each part names the chapter that explains it.
 
     SimpleCNN       the network: chapters 1-3 and 6 give its layers, chapter 7 assembles it
     Recipe          how to train it: loss (chapter 4), optimiser and schedule (chapter 5),
-                    augmentation (chapter 6), precision (appendix B)
+                    augmentation (chapter 6)
     Batches         mini-batches sliced from tensors held in memory (chapter 7)
     train_epoch     one pass over the training data: forward, loss, backward, step (chapter 7)
     evaluate        loss and accuracy without learning (chapter 7)
     train           epochs of train_epoch and evaluate, with a history to plot (chapter 7)
 
-Everything else (MNIST files, plots, checkpoints, the command line, the explorers) lives in
-the support package ``cnnkit``, which uses this file and never the other way round.
+Everything else (MNIST files, plots, checkpoints, the command line, the explorers, and the
+speed-ups of appendix B in ``cnnkit.speed``) lives in the support package ``cnnkit``, which uses
+this file and never the other way round.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -117,7 +117,7 @@ class SimpleCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-# --- How to train it (chapters 4-6, appendix B) ----------------------------------------------
+# --- How to train it (chapters 4-6) ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,6 @@ class Recipe:
     label_smoothing: float = 0.0  # chapter 4
     max_shift: int = 0  # random shifts of up to this many pixels (chapter 6)
     weight_decay: float = 0.0
-    precision: str = "float32"  # "float32", "bfloat16" or "auto" (appendix B)
 
 
 #: The original Simple-CNN-Guide recipe: constant Adam 1e-3, batch 256, plain cross-entropy.
@@ -143,9 +142,8 @@ GUIDE = Recipe(name="guide", epochs=10)
 #: steps (beta2 0.9 forgets old gradient sizes sooner); small batches give more of them;
 #: label smoothing and one-pixel shifts keep the fast learner from overfitting.
 FAST = Recipe(name="fast", epochs=1, batch_size=128, lr=1.5e-2, betas=(0.95, 0.9), schedule="onecycle",
-              warmup=0.25, label_smoothing=0.1, max_shift=1, precision="auto")  # fmt: skip
+              warmup=0.25, label_smoothing=0.1, max_shift=1)  # fmt: skip
 RECIPES = {r.name: r for r in (GUIDE, FAST)}  # cnnkit.augment adds the reference model's
-PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe, steps_per_epoch: int, epochs: int):
@@ -187,23 +185,6 @@ def random_shift(max_shift: int = 2, generator: torch.Generator | None = None):
     return augment
 
 
-def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    """``"float32"`` or ``"bfloat16"``: what ``precision`` means on ``device`` (appendix B).
-    ``"auto"`` is bfloat16 where the hardware multiplies it natively (a CUDA GPU that supports
-    it, a CPU with AMX or AVX-512 BF16), float32 where emulating it would be slower."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    if torch.device(device).type == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    try:
-        caps = torch.cpu.get_capabilities()
-    except Exception:  # an older PyTorch, or a platform that does not report its features
-        return "float32"
-    return "bfloat16" if caps.get("amx_bf16") or caps.get("avx512_bf16") else "float32"
-
-
 # --- Mini-batches, one epoch, evaluation (chapter 7) -----------------------------------------
 
 
@@ -237,11 +218,10 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def train_epoch(model, batches, optimizer, loss_fn=None, scheduler=None, progress=None, precision="float32"):
+def train_epoch(model, batches, optimizer, loss_fn=None, scheduler=None, progress=None):
     """One pass over ``batches`` in training mode; returns ``(mean loss, accuracy)``."""
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     device = model_device(model)
-    low_precision = resolve_precision(precision, device) == "bfloat16"
     model.train()
     # running sums stay tensors, so the loop never waits to copy a number out of a step
     total_loss = torch.zeros((), device=device)
@@ -249,17 +229,15 @@ def train_epoch(model, batches, optimizer, loss_fn=None, scheduler=None, progres
     seen = 0
     for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low_precision):
-            logits = model(x)
-            loss = loss_fn(logits, y)
+        logits = model(x)
+        loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
         total_loss += loss.detach() * len(y)
-        labels = y if y.dim() == 1 else y.argmax(1)  # y may hold each class's probability
-        correct += (logits.detach().argmax(1) == labels).sum()
+        correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
         if progress is not None:
             progress.update(1)
@@ -340,7 +318,7 @@ def train(
     """
     epochs = recipe.epochs if epochs is None else epochs
     device = torch.device(device) if device is not None else default_device()
-    model.to(device, memory_format=torch.channels_last)  # in place: an optimizer stays valid
+    model.to(device)  # in place: an optimizer made before stays valid
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)  # the order of batches and the shifts
     on_device = [t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val)]
@@ -359,9 +337,7 @@ def train(
     try:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
-            train_loss, train_acc = train_epoch(
-                model, train_batches, optimizer, loss_fn, scheduler, bar, recipe.precision
-            )
+            train_loss, train_acc = train_epoch(model, train_batches, optimizer, loss_fn, scheduler, bar)
             row = dict(
                 epoch=epoch, train_loss=train_loss, train_acc=train_acc, seconds=time.perf_counter() - start
             )
@@ -391,17 +367,8 @@ def format_epoch(row: dict, epochs: int) -> str:
 
 
 def _progress_bar(total: int):
-    """tqdm's bar: a live widget in Jupyter, text in a terminal; ``None`` (no bar, only the
-    per-epoch lines) with ``SIMPLECNN_PROGRESS=text``, as the book is built, because a static
-    page cannot show the live widget."""
-    if os.environ.get("SIMPLECNN_PROGRESS", "").strip().lower() == "text":
-        return None
+    """tqdm's bar: a live widget in Jupyter, text in a terminal (``TQDM_DISABLE=1`` turns it off,
+    as the book is built: a static page cannot show the live widget)."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="training", unit="batch")
-
-
-if __name__ == "__main__":  # `python -m simplecnn train|evaluate|export-weights ...`
-    from cnnkit.cli import main  # imported here only: the support package uses this file, not the reverse
-
-    raise SystemExit(main())

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 import simplecnn as sc
+from cnnkit import speed
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -67,7 +68,7 @@ def test_step_benchmark_times_every_setting(capsys):
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if re.match(r"(nn\.Dropout|FastDropout)\s", line)]
     expected = (
-        8 if (sc.resolve_precision("auto") == "bfloat16") else 4
+        8 if (speed.resolve_precision("auto") == "bfloat16") else 4
     )  # bfloat16 rows only with bfloat16 hardware
     assert len(rows) == expected
     assert rows[0].split()[:3] == ["nn.Dropout", "float32", "contiguous"] and rows[0].endswith("1.00x")
@@ -186,7 +187,7 @@ def test_reference_search_sharpness_aware_step_uses_the_gradient_uphill():
         for p, w in zip(model.parameters(), start):
             p.copy_(w)
     model[1].reset_running_stats()
-    sam = search.SharpnessAware(model, torch.optim.SGD(model.parameters(), lr=0.5), loss_fn, 0.1, "float32")
+    sam = search.SharpnessAware(model, torch.optim.SGD(model.parameters(), lr=0.5), loss_fn, 0.1)
     sam.zero_grad()
     sam.loss_fn(model(x), y).backward()
     sam.step()

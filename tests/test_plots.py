@@ -5,8 +5,7 @@ static page.
   cycle and an opaque white background (readable on the book's dark theme); importing changes nothing;
 * every figure drawn in a notebook carries a text description (from its titles, axis labels and
   legend) in its PNG, which the book's Sphinx extension (_ext/simplecnn_book.py) makes its alt text;
-* with SIMPLECNN_PROGRESS=text (how the book is built) the training bar is tqdm's text bar, drawn
-  only when it starts and when it ends.
+* with TQDM_DISABLE=1 (how the book is built) training prints only its per-epoch lines.
 """
 
 import base64
@@ -25,7 +24,6 @@ from matplotlib.colors import to_hex  # noqa: E402
 
 import simplecnn as sc  # noqa: E402
 from cnnkit import plots  # noqa: E402
-from cnnkit.mnist import Splits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "_ext"))
@@ -117,26 +115,28 @@ def test_extension_reads_the_description_from_a_png(tmp_path):
     assert simplecnn_book.png_description(tmp_path / "missing.png") is None
 
 
-def test_text_progress_leaves_only_the_epoch_lines(monkeypatch, capsys, mnist):
-    """As the book is built: no live bar (a static page cannot show the widget), one line per epoch."""
-    monkeypatch.setenv("SIMPLECNN_PROGRESS", "text")
-    assert sc._progress_bar(total=5) is None
-    small = Splits(
-        mnist.x_train[:256],
-        mnist.y_train[:256],
-        mnist.x_val[:64],
-        mnist.y_val[:64],
-        mnist.x_test[:64],
-        mnist.y_test[:64],
+def test_without_a_live_bar_training_prints_only_the_epoch_lines():
+    """As the book is built (TQDM_DISABLE=1, read by tqdm when it is imported): no live bar, since
+    a static page cannot show the widget; one line per epoch."""
+    import subprocess
+
+    script = (
+        "import torch, simplecnn as sc\n"
+        "from cnnkit.mnist import Splits\n"
+        "x, y = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))\n"
+        "small = Splits(x, y, x[:64], y[:64], x[:64], y[:64])\n"
+        "sc.train(sc.SimpleCNN(), small, sc.GUIDE, epochs=2, progress=True, log=print)\n"
     )
-    sc.train(sc.SimpleCNN(), small, sc.GUIDE, epochs=2, progress=True, log=print)
-    captured = capsys.readouterr()
-    assert [line[:11] for line in captured.out.splitlines()] == ["epoch  1/2 ", "epoch  2/2 "]
-    assert "training" not in captured.err
+    env = dict(os.environ, TQDM_DISABLE="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert [line[:11] for line in result.stdout.splitlines()] == ["epoch  1/2 ", "epoch  2/2 "]
+    assert "training" not in result.stderr
 
 
 def test_default_progress_is_a_live_bar(monkeypatch, capsys):
-    monkeypatch.delenv("SIMPLECNN_PROGRESS", raising=False)
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     bar = sc._progress_bar(total=2)
     bar.update(2)
     bar.close()

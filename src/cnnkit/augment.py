@@ -6,7 +6,7 @@ bent a little, so that it met more ways of writing each digit than the 60,000 im
     recipe = augment.REFERENCE
     history = sc.train(model, data, recipe, augment=augment.for_recipe(recipe))
 
-or, from the command line, ``python -m simplecnn train --recipe reference``.
+or, from the command line, ``python -m cnnkit train --recipe reference``.
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ def random_affine(max_shift=2.0, max_rotation=0.0, max_scale=0.0, elastic=0.0, g
 #: images here, by fractions of a pixel), with Adam's usual beta2 of 0.999: over 30 epochs a long
 #: memory of gradient sizes suits the small late steps better than the fast recipe's 0.9.
 REFERENCE = sc.Recipe(name="reference", epochs=30, batch_size=128, lr=1e-2, betas=(0.95, 0.999),
-                      schedule="onecycle", warmup=0.25, label_smoothing=0.1, max_shift=2,
-                      precision="auto")  # fmt: skip
+                      schedule="onecycle", warmup=0.25, label_smoothing=0.1, max_shift=2)  # fmt: skip
 #: What else happens to each training image of a recipe, by the recipe's name.
 DISTORTIONS = {REFERENCE.name: dict(max_rotation=10.0, max_scale=0.1, elastic=15.0)}
 RECIPES = {**sc.RECIPES, REFERENCE.name: REFERENCE}  # every named recipe

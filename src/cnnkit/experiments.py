@@ -141,7 +141,7 @@ def compare(
     results = []
     for v in variants:
         torch.manual_seed(seed)
-        model = speed.fast_dropout(v.model())  # the same network, a cheaper mask (appendix B)
+        model = speed.speed_up(v.model(), "float32")  # the same network, faster (appendix B)
         optimizer = v.optimizer(model.parameters())
         scheduler = None
         if schedule == "onecycle":

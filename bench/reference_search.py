@@ -34,7 +34,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -43,7 +43,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 import simplecnn as sc
 from cnnkit import augment, checkpoints, mnist, speed
 
-DISTORTION = augment.DISTORTIONS[augment.REFERENCE.name]
+DISTORTION = asdict(augment.REFERENCE.augment)
 
 
 def parse(argv):

@@ -134,6 +134,9 @@ class Recipe:
     label_smoothing: float = 0.0  # chapter 4
     max_shift: int = 0  # random shifts of up to this many pixels (chapter 6)
     weight_decay: float = 0.0
+    # another augmentation in place of the shifts: augment(generator) is the function that
+    # changes each training batch (cnnkit.augment.Distortion is one)
+    augment: Callable[[torch.Generator], Callable[[torch.Tensor], torch.Tensor]] | None = None
 
 
 #: The original Simple-CNN-Guide recipe: constant Adam 1e-3, batch 256, plain cross-entropy.
@@ -143,7 +146,6 @@ GUIDE = Recipe(name="guide", epochs=10)
 #: label smoothing and one-pixel shifts keep the fast learner from overfitting.
 FAST = Recipe(name="fast", epochs=1, batch_size=128, lr=1.5e-2, betas=(0.95, 0.9), schedule="onecycle",
               warmup=0.25, label_smoothing=0.1, max_shift=1)  # fmt: skip
-RECIPES = {r.name: r for r in (GUIDE, FAST)}  # cnnkit.augment adds the reference model's
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe, steps_per_epoch: int, epochs: int):
@@ -155,17 +157,22 @@ def make_optimizer(model: nn.Module, recipe: Recipe, steps_per_epoch: int, epoch
         return optimizer, None
     if recipe.schedule != "onecycle":
         raise ValueError(f"unknown schedule {recipe.schedule!r}; use 'constant' or 'onecycle'")
-    total = steps_per_epoch * epochs
-    if total < 3:
-        raise ValueError(f"a one-cycle schedule needs at least 3 steps, got {total}")
-    warmup = min(max(recipe.warmup, 2 / total), 1 - 1 / total)  # each phase gets a step or more
-    # beta1 (Adam's momentum) moves against the learning rate: from the recipe's value down to
-    # 0.85 at the peak and back, so the largest steps lean less on old gradients
-    beta1 = recipe.betas[0]
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, recipe.lr, total, pct_start=warmup, max_momentum=beta1, base_momentum=min(0.85, beta1)
+    return optimizer, one_cycle(optimizer, steps_per_epoch * epochs, recipe.warmup, recipe.betas[0])
+
+
+def one_cycle(optimizer, total_steps: int, warmup: float, beta1: float | None = None):
+    """A one-cycle schedule (chapter 5): each learning rate of ``optimizer`` is its peak, reached
+    after ``warmup`` of the steps. With ``beta1``, Adam's momentum moves against the learning
+    rate, from ``beta1`` down to 0.85 at the peak and back, so the largest steps lean less on old
+    gradients; without it the momentum stays as it is."""
+    if total_steps < 3:
+        raise ValueError(f"a one-cycle schedule needs at least 3 steps, got {total_steps}")
+    warmup = min(max(warmup, 2 / total_steps), 1 - 1 / total_steps)  # each phase gets a step or more
+    peaks = [group["lr"] for group in optimizer.param_groups]
+    momentum = (
+        dict(max_momentum=beta1, base_momentum=min(0.85, beta1)) if beta1 else dict(cycle_momentum=False)
     )
-    return optimizer, scheduler
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, peaks, total_steps, pct_start=warmup, **momentum)
 
 
 def random_shift(max_shift: int = 2, generator: torch.Generator | None = None):
@@ -304,7 +311,6 @@ def train(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     after_epoch: Callable[[nn.Module, dict], bool | None] | None = None,
-    augment: Callable[[torch.Generator], Callable] | None = None,
 ) -> list[dict]:
     """Train ``model`` on ``data`` (``x_train``, ``y_train``, ``x_val``, ``y_val``; never the
     test set) and return one dict per epoch: ``epoch``, ``train_loss``, ``train_acc``,
@@ -313,8 +319,6 @@ def train(
     ``optimizer``, ``scheduler`` and ``loss_fn`` default to the recipe's; ``device`` to
     :func:`default_device`. ``after_epoch(model, row)`` runs after each epoch: it may add to
     the row (the command line adds test accuracy), and returning True ends training.
-    ``augment(generator)``, if given, makes the function that changes each training batch, in
-    place of the recipe's random shifts (``cnnkit.augment`` has stronger ones).
     """
     epochs = recipe.epochs if epochs is None else epochs
     device = torch.device(device) if device is not None else default_device()
@@ -322,8 +326,9 @@ def train(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)  # the order of batches and the shifts
     on_device = [t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val)]
-    if augment is not None:
-        augment = augment(generator)
+    augment = None
+    if recipe.augment is not None:
+        augment = recipe.augment(generator)
     elif recipe.max_shift:
         augment = random_shift(recipe.max_shift, generator)
     train_batches = Batches(*on_device[:2], recipe.batch_size, True, generator, augment)

@@ -43,8 +43,8 @@ def test_elastic_distortion_bends_the_digit_without_destroying_it():
 
 
 def test_each_recipe_gets_its_augmentation(mnist):
-    assert augment.for_recipe(sc.GUIDE) is None and augment.for_recipe(sc.FAST) is None  # shifts only
-    make = augment.for_recipe(augment.REFERENCE)
+    assert sc.GUIDE.augment is None and sc.FAST.augment is None  # shifts only
+    make = augment.REFERENCE.augment
     x = mnist.x_train[:64]
     out = make(torch.Generator().manual_seed(0))(x)
     assert out.shape == x.shape
@@ -53,7 +53,7 @@ def test_each_recipe_gets_its_augmentation(mnist):
 
 
 def test_train_uses_the_augmentation_it_is_given(mnist):
-    """``augment`` replaces the recipe's shifts: every training batch goes through it."""
+    """A recipe's ``augment`` replaces its shifts: every training batch goes through it."""
     seen = []
 
     def spy(generator):
@@ -65,7 +65,7 @@ def test_train_uses_the_augmentation_it_is_given(mnist):
 
     m = mnist
     small = Splits(m.x_train[:300], m.y_train[:300], m.x_val[:99], m.y_val[:99], m.x_test[:9], m.y_test[:9])
-    recipe = sc.Recipe(name="tiny", epochs=1, batch_size=100, max_shift=1)
-    sc.train(sc.SimpleCNN(), small, recipe, augment=spy)
+    recipe = sc.Recipe(name="tiny", epochs=1, batch_size=100, max_shift=1, augment=spy)
+    sc.train(sc.SimpleCNN(), small, recipe)
     assert seen == [100, 100, 100]
     assert set(augment.RECIPES) == {"guide", "fast", "reference"}

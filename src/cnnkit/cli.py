@@ -35,8 +35,7 @@ def _train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     precision = speed.resolve_precision(args.precision, device)
-    distortion = augment.DISTORTIONS.get(recipe.name, {})
-    print(f"recipe: {recipe}" + (f"; also {distortion}" if distortion else ""), flush=True)
+    print(f"recipe: {recipe}", flush=True)
     print(f"device: {device}; arithmetic: {precision}; {torch.get_num_threads()} CPU threads", flush=True)
     data = mnist.load(
         args.data_root, val_fraction=args.val_fraction, seed=args.seed, train_subset=args.train_subset
@@ -54,7 +53,6 @@ def _train(args) -> int:
         progress=not args.no_progress,
         log=lambda s: print(s, flush=True),
         after_epoch=experiments.measure_test(data.x_test, data.y_test) if args.test_each_epoch else None,
-        augment=augment.for_recipe(recipe),
     )
     train_seconds = time.perf_counter() - start
     test_loss, test_acc = sc.evaluate(model, sc.Batches(data.x_test, data.y_test, sc.EVAL_BATCH_SIZE))
@@ -68,7 +66,6 @@ def _train(args) -> int:
         args.out,
         history,
         recipe=asdict(recipe),
-        distortion=distortion,
         precision=precision,
         device=str(device),
         seed=args.seed,

@@ -145,10 +145,7 @@ def compare(
         optimizer = v.optimizer(model.parameters())
         scheduler = None
         if schedule == "onecycle":
-            peaks = [group["lr"] for group in optimizer.param_groups]
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=peaks, total_steps=steps, pct_start=warmup, cycle_momentum=False
-            )
+            scheduler = sc.one_cycle(optimizer, steps, warmup)
         recorder = StepRecorder(v.loss_fn if v.loss_fn is not None else nn.CrossEntropyLoss())
         history = sc.train(
             model,
@@ -325,9 +322,5 @@ def machine() -> str:
             name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    try:
-        caps = torch.cpu.get_capabilities()
-    except Exception:  # an older PyTorch, or a platform that does not report its features
-        caps = {}
-    bf16 = [label for key, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16")) if caps.get(key)]
+    bf16 = speed.bfloat16_hardware()
     return f"{name}, {os.cpu_count()} logical CPUs, bfloat16 hardware: {', '.join(bf16) or 'none'}"

@@ -59,11 +59,16 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
         return precision
     if torch.device(device).type == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    return "bfloat16" if bfloat16_hardware() else "float32"
+
+
+def bfloat16_hardware() -> list[str]:
+    """The CPU's instructions that multiply bfloat16 natively ("AMX", "AVX-512 BF16"), if any."""
     try:
         caps = torch.cpu.get_capabilities()
     except Exception:  # an older PyTorch, or a platform that does not report its features
-        return "float32"
-    return "bfloat16" if caps.get("amx_bf16") or caps.get("avx512_bf16") else "float32"
+        return []
+    return [label for key, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16")) if caps.get(key)]
 
 
 def mixed_precision(model: nn.Module, precision: str = "auto") -> nn.Module:

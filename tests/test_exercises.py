@@ -58,10 +58,13 @@ def test_the_solution_passes(key, capsys):
 def test_wrong_answers_fail_and_say_why(key, capsys):
     ex = EXERCISES[key]
     assert ex.wrong, f"exercise {key} lists no wrong answer, so nothing shows that its check can fail"
-    for code in ex.wrong:
+    for code, expected in ex.wrong:
         verdict, message = exercises.status(key, **answers_from(code, ex.names))
         assert verdict == "wrong", f"exercise {key}: the wrong answer\n{code}\ngets {verdict!r}"
         assert len(message) > 20, f"exercise {key}: the message {message!r} does not say what is wrong"
+        assert expected in message, (
+            f"exercise {key}: the wrong answer\n{code}\nshould get {expected!r}, got {message!r}"
+        )
         assert bool(exercises.check(key, **answers_from(code, ex.names))) is False
         assert "not yet" in capsys.readouterr().out
 

@@ -59,7 +59,9 @@ class Exercise:
     kind: str  # "value": the reader computes a number, a shape, ...; "code": the reader writes code
     hint: str  # shown while the exercise is not answered
     solution: str  # code that assigns the names, as the reader would type it
-    wrong: tuple[str, ...]  # answers that must fail (code, like the solution); the tests run them
+    # answers that must fail, each with a part of the message it must get: (code, message); the
+    # tests run them
+    wrong: tuple[tuple[str, str], ...]
     run: Callable[..., str | None] = field(repr=False)  # raises Wrong; may return a note
 
     @property
@@ -77,7 +79,13 @@ def exercise(key: str, notebook: str, title: str, hint: str, solution: str, wron
 
     The function's parameters are the names the reader fills in. It raises :class:`Wrong` with
     a message that says what is wrong, or returns (optionally a note shown with the pass).
+    ``wrong`` lists answers that must fail, as ``(code, message)`` pairs: the code as a reader
+    would type it, and a part of the message the check must give for it.
     """
+    wrong = [(item, "") if isinstance(item, str) else item for item in wrong]
+    for item in wrong:
+        if not (isinstance(item, tuple) and len(item) == 2 and all(isinstance(s, str) for s in item)):
+            raise ValueError(f"exercise {key}: each wrong answer is a (code, message) pair, got {item!r}")
     if kind not in ("value", "code"):
         raise ValueError(f"kind must be 'value' or 'code', got {kind!r}")
 
@@ -91,7 +99,7 @@ def exercise(key: str, notebook: str, title: str, hint: str, solution: str, wron
             kind,
             hint,
             textwrap.dedent(solution).strip(),
-            tuple(textwrap.dedent(w).strip() for w in wrong),
+            tuple((textwrap.dedent(code).strip(), message) for code, message in wrong),
             run,
         )
         return run

@@ -62,38 +62,72 @@ class SimpleCNN(nn.Module):
         return self.classifier(self.features(x))
 """
 
-#: Wrong versions of the model: (what changed, the solution with that change). The tests run
-#: each through the check, and chapter 7's notebook test runs some of them in the notebook.
+#: Wrong versions of the model: what changed -> (text of the solution, its replacement, a part of
+#: the message the check must give). The tests run each through the check, and chapter 7's
+#: notebook test runs some of them in the notebook.
 MODEL_MISTAKES = {
-    "bn2 missing": ("                bn2=nn.BatchNorm2d(64),\n", ""),
-    "dropout 0.40": ("drop1=nn.Dropout(0.45)", "drop1=nn.Dropout(0.40)"),
+    "bn2 missing": ("                bn2=nn.BatchNorm2d(64),\n", "", "missing: features.bn2.weight"),
+    "dropout 0.40": (
+        "drop1=nn.Dropout(0.45)",
+        "drop1=nn.Dropout(0.40)",
+        "yours is Dropout(p=0.4, inplace=False), the course's is Dropout(p=0.45",
+    ),
     "ReLU before batch norm": (
         "bn1=nn.BatchNorm2d(32),  # chapter 6\n                act1=nn.ReLU(),  # chapter 3\n",
         "act1=nn.ReLU(),  # chapter 3\n                bn1=nn.BatchNorm2d(32),  # chapter 6\n",
+        "Your layers run in the order conv1, act1, bn1",
     ),
-    "act3 missing": ("                act3=nn.ReLU(),\n", ""),
-    "drop2 missing": ("                drop2=nn.Dropout(0.35),\n", ""),
-    "average pooling": ("pool1=nn.MaxPool2d(2)", "pool1=nn.AvgPool2d(2)"),
-    "fc1 from 5x5": ("fc1=nn.Linear(64 * 4 * 4, 512)", "fc1=nn.Linear(64 * 5 * 5, 512)"),
-    "3x3 kernels": ("conv2=nn.Conv2d(32, 64, kernel_size=5)", "conv2=nn.Conv2d(32, 64, kernel_size=3)"),
+    "act3 missing": ("                act3=nn.ReLU(),\n", "", "your network has no layer classifier.act3"),
+    "drop2 missing": (
+        "                drop2=nn.Dropout(0.35),\n",
+        "",
+        "your network has no layer features.drop2",
+    ),
+    "average pooling": (
+        "pool1=nn.MaxPool2d(2)",
+        "pool1=nn.AvgPool2d(2)",
+        "the outputs first differ at features.pool1: yours is AvgPool2d",
+    ),
+    "fc1 from 5x5": (
+        "fc1=nn.Linear(64 * 4 * 4, 512)",
+        "fc1=nn.Linear(64 * 5 * 5, 512)",
+        "classifier.fc1.weight is (512, 1600), the course's (512, 1024)",
+    ),
+    "3x3 kernels": (
+        "conv2=nn.Conv2d(32, 64, kernel_size=5)",
+        "conv2=nn.Conv2d(32, 64, kernel_size=3)",
+        "features.conv2.weight is (64, 32, 3, 3), the course's (64, 32, 5, 5)",
+    ),
     "layers created in another order": (
         "        self.features = nn.Sequential(",
         "        head = nn.Linear(512, 10)\n        self.features = nn.Sequential(",
+        "the initial values of features.conv1.weight differ",
     ),
-    "a subclass of sc.SimpleCNN": (MODEL_SOLUTION.strip(), "class SimpleCNN(sc.SimpleCNN):\n    pass"),
+    "a subclass of sc.SimpleCNN": (
+        MODEL_SOLUTION.strip(),
+        "class SimpleCNN(sc.SimpleCNN):\n    pass",
+        "is a subclass of the course's sc.SimpleCNN",
+    ),
     "a wrapper around sc.SimpleCNN": (
         MODEL_SOLUTION.strip(),
         "class SimpleCNN(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        inner = sc.SimpleCNN()\n        self.features, self.classifier = inner.features, inner.classifier\n\n"
         "    def forward(self, x):\n        return self.classifier(self.features(x))",
+        "uses the course's sc.SimpleCNN: write it yourself, layer by layer",
     ),
 }
 
 
 def _mistake(table: dict, name: str, solution: str) -> str:
-    old, new = table[name]
+    """The solution with the mistake ``name`` of ``table`` made: ``(old, new, message)`` says
+    which text changes and a part of the message the check must give."""
+    old, new, _ = table[name]
     assert old in solution, f"the mistake {name!r} does not apply to the solution"
     return solution.replace(old, new)
+
+
+def _wrong(table: dict, solution: str) -> list[tuple[str, str]]:
+    return [(_mistake(table, name, solution), message) for name, (_, _, message) in table.items()]
 
 
 class _UsedTheCourse(Exception):
@@ -279,7 +313,7 @@ def check_model(cls) -> str:
     "nn.Dropout, nn.Flatten, nn.Linear, with the sizes of the table on the theory page; forward() "
     "returns self.classifier(self.features(x)).",
     solution=MODEL_SOLUTION,
-    wrong=[_mistake(MODEL_MISTAKES, name, MODEL_SOLUTION) for name in MODEL_MISTAKES],
+    wrong=_wrong(MODEL_MISTAKES, MODEL_SOLUTION),
 )
 def _(SimpleCNN):  # noqa: N803 (the reader's name for the class)
     return check_model(SimpleCNN)
@@ -304,17 +338,27 @@ def train_epoch(model, batches, optimizer, loss_fn, scheduler=None):
 """
 
 LOOP_MISTAKES = {
-    "zero_grad missing": ("        optimizer.zero_grad()  # forget the previous step's gradients\n", ""),
-    "train mode missing": ("    model.train()  # dropout on; batch norm uses each batch's statistics\n", ""),
+    "zero_grad missing": (
+        "        optimizer.zero_grad()  # forget the previous step's gradients\n",
+        "",
+        "the gradients pile up from step to step",
+    ),
+    "train mode missing": (
+        "    model.train()  # dropout on; batch norm uses each batch's statistics\n",
+        "",
+        "the model ran in evaluation mode: call model.train()",
+    ),
     "scheduler before the optimiser": (
         "        optimizer.step()  # move every parameter against its gradient\n"
         "        if scheduler is not None:\n"
         "            scheduler.step()  # the next step's learning rate\n",
         "        if scheduler is not None:\n            scheduler.step()\n        optimizer.step()\n",
+        "the scheduler steps before the optimiser",
     ),
     "scheduler never stepped": (
         "        if scheduler is not None:\n            scheduler.step()  # the next step's learning rate\n",
         "",
+        "scheduler.step() ran 0 times for 3 batches",
     ),
     "zero_grad after backward": (
         "        optimizer.zero_grad()  # forget the previous step's gradients\n"
@@ -323,16 +367,23 @@ LOOP_MISTAKES = {
         "        loss.backward()  # back-propagation: a gradient for every parameter\n",
         "        logits = model(x)\n        loss = loss_fn(logits, y)\n        loss.backward()\n"
         "        optimizer.zero_grad()\n",
+        "the weights did not change",
     ),
     "only the last loss": (
         "        losses.append(loss.item())\n    return losses\n",
         "    return [loss.item()]\n",
+        "return one loss per step: 3 steps here, and your list has 1",
     ),
-    "losses of another thing": ("losses.append(loss.item())", "losses.append(logits.mean().item())"),
+    "losses of another thing": (
+        "losses.append(loss.item())",
+        "losses.append(logits.mean().item())",
+        "the loss you return for step 1 is",
+    ),
     "a wrapper around sc.train_epoch": (
         LOOP_SOLUTION.strip(),
         "def train_epoch(model, batches, optimizer, loss_fn, scheduler=None):\n"
         "    return [sc.train_epoch(model, batches, optimizer, loss_fn, scheduler)[0]] * len(batches)",
+        "uses the course's sc.train_epoch: write it yourself, step by step",
     ),
 }
 
@@ -469,7 +520,7 @@ def check_loop(train_epoch) -> str:
     "loss = loss_fn(logits, y), loss.backward(), optimizer.step(), scheduler.step() if there is a "
     "scheduler, and losses.append(loss.item()).",
     solution=LOOP_SOLUTION,
-    wrong=[_mistake(LOOP_MISTAKES, name, LOOP_SOLUTION) for name in LOOP_MISTAKES],
+    wrong=_wrong(LOOP_MISTAKES, LOOP_SOLUTION),
 )
 def _(train_epoch):
     return check_loop(train_epoch)

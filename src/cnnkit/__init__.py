@@ -18,6 +18,7 @@ webdemos      the demos as HTML and JavaScript that run in the browser (the stat
 experiments   side-by-side training runs for the chapters' comparisons
 inspection    layer shapes, mistakes, kernels, feature maps, changed inputs
 digitlab      the digit lab of chapter 8: preprocessing and weights for the browser
+traininglab   the training lab of chapter 7: its digits and its notebook output
 cifar         the appendix's CIFAR-10 network and data
 exercises     checked exercises: not answered yet, wrong (and why), or right
 ============  =====================================================================

@@ -3,6 +3,7 @@
 python -m cnnkit train --epochs 1          (installed: simplecnn train --epochs 1)
 python -m cnnkit evaluate runs/simplecnn.pt
 python -m cnnkit export-weights            (the reference checkpoint -> chapter 8's digit lab)
+python -m cnnkit export-training-data      (MNIST -> the digits of chapter 7's training lab)
 """
 
 from __future__ import annotations
@@ -103,6 +104,13 @@ def _export_weights(args) -> int:
     return 0
 
 
+def _export_training_data(args) -> int:
+    from cnnkit import traininglab
+
+    traininglab.export_data(args.out, root=args.data_root)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="simplecnn", description="Train, evaluate or export the Simple CNN on MNIST."
@@ -176,6 +184,13 @@ def parser() -> argparse.ArgumentParser:
         help="measure the accuracy cost on the first N test images (default: all 10,000)",
     )
     x.set_defaults(func=_export_weights)
+    d = sub.add_parser(
+        "export-training-data",
+        help="write the digits of chapter 7's training lab (6,000 training and 1,000 test digits of MNIST)",
+    )
+    d.add_argument("--out", help="the file to write (default: cnnkit/static/traininglab-mnist.bin)")
+    d.add_argument("--data-root", help=f"data folder (default ${mnist.DATA_ENV} or ./data)")
+    d.set_defaults(func=_export_training_data)
     return p
 
 

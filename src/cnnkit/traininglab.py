@@ -70,7 +70,7 @@ def choose(root=None, n_train: int = N_TRAIN, n_test: int = N_TEST, seed: int = 
     ``seed``) and ``n_test`` test digits drawn with ``seed``. Images are ``(n, 28, 28)``."""
     from cnnkit import mnist
 
-    train_set, test_set = mnist.datasets(root, download=root is None)
+    train_set, test_set = mnist.datasets(root)
     train_idx, _ = mnist.split_indices(len(train_set.targets), 0.2, seed)
     if not 1 <= n_train <= len(train_idx) or not 1 <= n_test <= len(test_set.targets):
         raise ValueError(f"n_train must be in 1..{len(train_idx)} and n_test in 1..{len(test_set.targets)}")

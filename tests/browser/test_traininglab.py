@@ -486,6 +486,14 @@ def _draw(lab, strokes):
         mouse.up()
 
 
+def _pictures(lab):
+    """The kernels of conv1 as drawn, and what training changed in them, as data URLs."""
+    return tuple(
+        lab.locator(f"canvas.{name}").evaluate("c => c.toDataURL()")
+        for name in ("scnn-kernels-now", "scnn-kernel-change")
+    )
+
+
 SEVEN = [[(0.22, 0.22), (0.75, 0.2), (0.62, 0.45), (0.45, 0.85)]]
 
 
@@ -521,7 +529,7 @@ def test_start_pause_draw_and_reset(lab_page):
     )
     _wait(page, "s.accuracy.length === 1")  # the untrained network: a guess
     assert 0.0 <= _state(lab)["accuracy"][0]["accuracy"] <= 0.3
-    kernels_before = lab.locator("canvas.scnn-kernels").evaluate("c => c.toDataURL()")
+    kernels_before, change_before = _pictures(lab)
 
     lab.get_by_role("button", name="Start").click()
     _wait(page, "s.steps >= 8")
@@ -530,7 +538,8 @@ def test_start_pause_draw_and_reset(lab_page):
     state = _state(lab)
     assert state["seen"] == 32 * state["steps"] and state["imagesPerSecond"] > 0
     assert len(state["losses"]) == state["steps"] and state["losses"][-1][1] < 2.3
-    assert lab.locator("canvas.scnn-kernels").evaluate("c => c.toDataURL()") != kernels_before
+    kernels, change = _pictures(lab)
+    assert kernels != kernels_before and change != change_before  # the kernels and what changed in them
     assert "training images seen" in lab.locator(".scnn-counters").inner_text()
     # paused: the steps stop, the pad reads drawings for the network as it is now
     steps = state["steps"]
@@ -564,7 +573,7 @@ def test_start_pause_draw_and_reset(lab_page):
     # Reset: back to the same random start
     lab.get_by_role("button", name="Reset").click()
     _wait(page, "s.status === 'ready' && s.seen === 0")
-    assert lab.locator("canvas.scnn-kernels").evaluate("c => c.toDataURL()") == kernels_before
+    assert _pictures(lab) == (kernels_before, change_before)
     assert lab.locator(".scnn-draw").is_hidden()
     _report(drawing_max_probability_difference=max(diffs))
     assert not page.errors, page.errors

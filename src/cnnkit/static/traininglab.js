@@ -13,7 +13,10 @@
 window.SimpleCNNTrainingLab = (function () {
   "use strict";
   var T = window.SimpleCNNTrain, net = window.SimpleCNN;
-  var EVAL_GAP_MS = 2000;  // at least this long between two measurements of test accuracy
+  // Between two measurements of test accuracy the second worker rests at least 2 s, and at least
+  // as long as the last measurement took, so that on a machine with two cores it takes at most
+  // half of one from the other work of the page and the machine.
+  var EVAL_GAP_MS = 2000;
 
   function el(tag, attrs, children) {
     var e = document.createElement(tag);
@@ -62,7 +65,7 @@ window.SimpleCNNTrainingLab = (function () {
   // and a line through `line`.
   function chart(canvas, o) {
     var W = canvas.width, H = canvas.height, ctx = canvas.getContext("2d");
-    var left = 44, right = 10, top = 8, bottom = 30, pw = W - left - right, ph = H - top - bottom;
+    var left = 44, right = 20, top = 8, bottom = 30, pw = W - left - right, ph = H - top - bottom;
     var xMax = Math.max(o.xMin, o.xMax);
     var X = function (x) { return left + pw * x / xMax; }, Y = function (y) { return top + ph * (1 - (y - o.yMin) / (o.yMax - o.yMin)); };
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
@@ -125,7 +128,7 @@ window.SimpleCNNTrainingLab = (function () {
                   imagesPerSecond: 0, losses: [], accuracy: [], milestones: {}, evaluations: 0, evalMs: null,
                   prediction: null, probs: null, drawVersion: 0, error: null, lr: data.defaults.lr, batch: data.defaults.batch_size };
     var trainer = null, evaluator = null, digits = null, evalBusy = false, evalQueue = [], lastEval = -Infinity, waiting = false;
-    var model = null, weights = null, kernels = null, nextId = 1, generation = 0, awaitingReset = true;
+    var model = null, weights = null, kernels = null, startKernels = null, nextId = 1, generation = 0, awaitingReset = true;
 
     // --- the layout
     var startButton = el("button", { type: "button", "class": "scnn-start", text: "Start", disabled: "" });
@@ -153,8 +156,10 @@ window.SimpleCNNTrainingLab = (function () {
       "aria-label": "Training loss of each step against the number of training images seen" });
     var accCanvas = el("canvas", { "class": "scnn-chart scnn-accuracy", width: 360, height: 190, role: "img",
       "aria-label": "Accuracy on the test digits against the number of training images seen" });
-    var kernelCanvas = el("canvas", { "class": "scnn-kernels", role: "img",
+    var kernelCanvas = el("canvas", { "class": "scnn-kernels scnn-kernels-now", role: "img",
       "aria-label": "The 32 kernels of conv1, 5 by 5 weights each: blue negative, white zero, vermillion positive" });
+    var changeCanvas = el("canvas", { "class": "scnn-kernels scnn-kernel-change", role: "img",
+      "aria-label": "What training has changed in each kernel of conv1: its weights now minus its weights at the start" });
     var milestoneText = el("p", { "class": "scnn-milestones" });
     var lossCaption = el("figcaption", { text: "Training loss (each step; line: average of the last 20)" });
     var accCaption = el("figcaption", { text: "Accuracy on the " + thousands(data.n_test) + " test digits" });
@@ -182,8 +187,9 @@ window.SimpleCNNTrainingLab = (function () {
     ]);
     var footer = el("p", { "class": "scnn-footer", text: "Runs in your browser, in a background thread (a Web Worker): " +
       thousands(data.n_train) + " training and " + thousands(data.n_test) + " test digits of MNIST, " +
-      Math.round(data.bytes / 1024) + " kB, travel with this page. Label smoothing " + data.defaults.label_smoothing +
-      ", Adam with betas " + data.defaults.betas.join(" and ") + "." });
+      Math.round(data.bytes / 1024) + " kB, travel with this page (MNIST: Y. LeCun, C. Cortes and C. J. C. Burges, CC BY-SA 3.0). " +
+      "Loss: cross-entropy with label smoothing " + data.defaults.label_smoothing + "; optimiser: Adam, decay rates " +
+      data.defaults.betas.join(" and ") + "." });
 
     root.appendChild(controls);
     root.appendChild(message);
@@ -192,7 +198,9 @@ window.SimpleCNNTrainingLab = (function () {
       el("figure", {}, [lossCanvas, lossCaption]), el("figure", {}, [accCanvas, accCaption])]));
     root.appendChild(el("div", { "class": "scnn-row" }, [
       el("figure", { "class": "scnn-kernel-figure" }, [kernelCanvas,
-        el("figcaption", { text: "The 32 kernels of conv1 (5 × 5 each), redrawn as they learn" })]),
+        el("figcaption", { text: "The 32 kernels of conv1 (5 × 5 each), as they are now" })]),
+      el("figure", { "class": "scnn-kernel-figure" }, [changeCanvas,
+        el("figcaption", { text: "What training has changed in them (now minus the start)" })]),
       milestoneText]));
     root.appendChild(drawSection);
     root.appendChild(footer);
@@ -225,11 +233,16 @@ window.SimpleCNNTrainingLab = (function () {
       chart(accCanvas, { xMin: 1000, xMax: xMax, yMin: 0, yMax: 1, yTicks: [0, 0.25, 0.5, 0.75, 0.9, 1],
         yFormat: function (t) { return Math.round(100 * t) + " %"; }, xLabel: "training images seen",
         line: state.accuracy.map(function (a) { return [a.seen, a.accuracy]; }), lineColor: colors.accent, marks: true });
-      if (kernels) paintKernels(kernelCanvas, kernels, colors);
+      if (kernels) {
+        paintKernels(kernelCanvas, kernels, colors);
+        var change = new Float32Array(kernels.length);
+        for (var q = 0; q < change.length; q++) change[q] = kernels[q] - startKernels[q];
+        paintKernels(changeCanvas, change, colors);
+      }
       var seconds = state.clock / 1000;
-      counters.textContent = thousands(state.seen) + " training images seen (epoch " + Math.max(state.epoch, 0) + " of the " +
-        thousands(data.n_train) + " digits), " + thousands(state.steps) + " steps, " + seconds.toFixed(0) + " s of training" +
-        (state.seen ? ", " + state.imagesPerSecond.toFixed(0) + " images per second" : "") +
+      counters.textContent = thousands(state.seen) + " training images seen in " + seconds.toFixed(0) + " s (epoch " +
+        state.epoch + " of at most " + data.max_epochs + " over the " + thousands(data.n_train) + " digits), " +
+        thousands(state.steps) + " steps" + (state.seen ? ", " + state.imagesPerSecond.toFixed(0) + " images per second" : "") +
         (state.accuracy.length ? "; test accuracy " + percent(state.accuracy[state.accuracy.length - 1].accuracy) : "");
       var parts = data.milestones.map(function (t) {
         var m = state.milestones[t];
@@ -252,7 +265,7 @@ window.SimpleCNNTrainingLab = (function () {
       evaluator.postMessage({ type: "evaluate", id: snap.id, state: snap.state });
     }
     function wantEvaluation() {
-      if (!state.running || evalBusy || waiting || performance.now() - lastEval < EVAL_GAP_MS) return;
+      if (!state.running || evalBusy || waiting || performance.now() - lastEval < Math.max(EVAL_GAP_MS, state.evalMs || 0)) return;
       waiting = true;
       trainer.postMessage({ type: "snapshot", id: nextId++ });
     }
@@ -285,7 +298,7 @@ window.SimpleCNNTrainingLab = (function () {
       if (awaitingReset && m.type !== "reset") return;  // sent before the last Reset
       if (m.type === "reset") {
         awaitingReset = false;
-        kernels = m.kernels; weights = m.state; model = T.inferenceModel(m.state);
+        kernels = m.kernels; startKernels = Float32Array.from(m.kernels); weights = m.state; model = T.inferenceModel(m.state);
         measure({ id: nextId++, state: m.state, seen: 0, clock: 0 });
         state.status = "ready";
         say("Ready: press Start. The network starts from random weights; the loss near 2.3 and the accuracy near 10 % are guesses.");

@@ -8,32 +8,40 @@ folder (as pip clones the repository), and ``pip install "simplecnn @ file://<co
 with dependency resolution on. It must install simplecnn and nothing else (the frameworks
 already there satisfy the loose lower bounds); the model module and every module of the cnnkit
 package must import from the new environment, outside the checkout, and the package data
-(JavaScript, CSS, exported weights) must be there.
+(JavaScript, CSS, exported weights) must be there. The wheel that pip builds on the way must
+build without warnings and hold the package data.
 """
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 import sysconfig
+import tomllib
 import venv
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
-import tomllib
 from packaging.requirements import Requirement
+
+import cnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PACKAGES = PYPROJECT["tool"]["setuptools"]["packages"]
+#: The packages with Python in them (cnnkit.static holds only data files).
+CODE_PACKAGES = [p for p in PACKAGES if (ROOT / "src" / p.replace(".", "/") / "__init__.py").is_file()]
 MODULES = (
     PYPROJECT["tool"]["setuptools"]["py-modules"]
     + [
         f"{package}.{path.stem}"
-        for package in PACKAGES
+        for package in CODE_PACKAGES
         for path in sorted((ROOT / "src" / package.replace(".", "/")).glob("*.py"))
         if path.stem not in ("__init__", "__main__")
     ]
-    + [p for p in PACKAGES if "." in p]
+    + [p for p in CODE_PACKAGES if "." in p]
 )
 STATIC = sorted(p.name for p in (ROOT / "src" / "cnnkit" / "static").iterdir() if p.is_file())
 
@@ -118,9 +126,10 @@ def test_setup_cell_install_into_a_fresh_environment(tmp_path):
 
     check = (
         "import importlib, simplecnn, sys\n"
-        "from importlib import resources\n"
+        "from importlib import metadata, resources\n"
         f"mods = {MODULES!r}\n"
         "for m in mods: importlib.import_module(m)\n"
+        "assert metadata.version('simplecnn') == importlib.import_module('cnnkit').__version__\n"
         f"static = {STATIC!r}\n"
         "assert all(resources.files('cnnkit').joinpath('static', n).is_file() for n in static), static\n"
         "assert importlib.import_module('cnnkit').__file__.startswith(simplecnn.__file__.rsplit('/', 1)[0])\n"
@@ -144,6 +153,34 @@ def test_setup_cell_install_into_a_fresh_environment(tmp_path):
         text=True,
     )
     assert cli.returncode == 0 and "train" in cli.stdout, cli.stderr
+
+
+def test_the_wheel_builds_without_warnings_and_ships_the_package_data(tmp_path):
+    """The wheel pip builds from a clone: no warning from the build (setuptools warns, for
+    example, about a folder of data files that is not listed as a package, and will stop
+    shipping such folders), every file of cnnkit/static inside, and cnnkit.__version__ as its
+    version."""
+    checkout = _copy_checkout(tmp_path / "simple-cnn")
+    build = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-w",
+        "dist",
+        checkout,
+    ]
+    result = subprocess.run(build, cwd=tmp_path, env=_clean_env(), capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert not re.findall(r"\w*Warning\b", output), output
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    assert wheel.name.startswith(f"simplecnn-{cnnkit.__version__}-"), wheel.name
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = sorted(f"cnnkit/static/{name}" for name in STATIC if f"cnnkit/static/{name}" not in names)
+    assert STATIC and not missing, missing
 
 
 def test_declared_dependencies_are_met_by_the_tested_versions():

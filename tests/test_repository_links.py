@@ -8,11 +8,11 @@ The built pages' Colab and download buttons are checked in the browser suite
 import ast
 import json
 import re
+import tomllib
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import tomllib
 import yaml
 from book_files import toc_files
 

@@ -32,11 +32,8 @@ REFERENCE_SHA256 = "22e12a408269a64b778ea3b4478d97a980d266d5650b6ea49da21d342574
 
 def sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def save(model: nn.Module, path, history: list[dict] | None = None, **meta) -> Path:

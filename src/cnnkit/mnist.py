@@ -44,11 +44,8 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def _md5(path: Path) -> str:
-    digest = hashlib.md5()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def _missing_message(raw: Path, reason: str) -> str:

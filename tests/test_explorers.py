@@ -5,16 +5,9 @@ import pytest
 
 from cnnkit import explorers as ex
 from cnnkit.kernels import KERNEL_PRESETS, parse_kernel
-from cnnkit.scratch import conv2d, pool2d, pool_window
+from cnnkit.scratch import conv2d, pool2d
 
 RNG = np.random.default_rng(0)
-
-
-def test_worked_pooling_example():
-    assert pool2d(ex.WORKED_POOLING_MAP, 2).tolist() == [[6, 5], [3, 7]]
-    assert pool2d(ex.WORKED_POOLING_MAP, 2, mode="average").tolist() == [[3.5, 2], [1.5, 3.5]]
-    win = pool_window(ex.WORKED_POOLING_MAP, 2, 2, "max", 1, 1)
-    assert win["value"] == 7 and win["argmax"] == (3, 3)
 
 
 # --- the ipywidgets explorers (constructed and driven from Python, as a front end would) ----------

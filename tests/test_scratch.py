@@ -141,6 +141,13 @@ def test_pool2d_and_backward_match_torch(k, stride):
     assert np.allclose(scratch.max_pool2d_backward(x, upstream, k, stride), t.grad.numpy())
 
 
+def test_worked_pooling_example():
+    assert scratch.pool2d(scratch.WORKED_POOLING_MAP, 2).tolist() == [[6, 5], [3, 7]]
+    assert scratch.pool2d(scratch.WORKED_POOLING_MAP, 2, mode="average").tolist() == [[3.5, 2], [1.5, 3.5]]
+    win = scratch.pool_window(scratch.WORKED_POOLING_MAP, 2, 2, "max", 1, 1)
+    assert win["value"] == 7 and win["argmax"] == (3, 3)
+
+
 def test_pooling_errors():
     with pytest.raises(ValueError, match="mode must be 'max' or 'average'"):
         scratch.pool2d(np.zeros((4, 4)), 2, mode="median")

@@ -9,9 +9,9 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from cnnkit import webdemos
-from cnnkit.explorers import WORKED_POOLING_MAP
+from cnnkit import explorers, webdemos
 from cnnkit.kernels import KERNEL_PRESETS
+from cnnkit.scratch import WORKED_POOLING_MAP
 
 RNG = np.random.default_rng(0)
 
@@ -49,6 +49,29 @@ def test_html_explorers_are_self_contained(digits):
     assert len(pooled["maps"]) == 1 + len(labels)
 
 
+def test_html_explorers_have_the_sliders_of_the_ipywidgets_explorers(digits):
+    images, labels = digits
+    kernel, pooling = explorers.KernelExplorer(images, labels), explorers.PoolingExplorer(images, labels)
+    for data, widgets in (
+        (webdemos.kernel_explorer_data(images, labels), {"stride": kernel.stride, "padding": kernel.padding}),
+        (webdemos.pooling_explorer_data(images, labels), {"window": pooling.size, "stride": pooling.stride}),
+    ):
+        assert data["sliders"] == {n: dict(min=w.min, max=w.max, value=w.value) for n, w in widgets.items()}
+
+
+def test_every_demo_loads_the_shared_helpers_before_its_own_scripts(digits, lab_markup):
+    images, labels = digits
+    shared = webdemos._asset(webdemos.SHARED_SCRIPT)
+    assert "window.SimpleCNNDom" in shared
+    for markup, own in (
+        (webdemos.kernel_explorer(images, labels).data, "explorers.js"),
+        (webdemos.pooling_explorer(images, labels).data, "explorers.js"),
+        (lab_markup, "digitlab.js"),
+    ):
+        assert markup.count(shared) == 1
+        assert markup.index(shared) < markup.index(webdemos._asset(own))
+
+
 def test_html_payload_cannot_close_its_script_tag():
     markup = webdemos._explorer_html("kernel", {"text": "</script><script>alert(1)</script>"}).data
     assert "</script><script>alert(1)" not in markup
@@ -56,7 +79,7 @@ def test_html_payload_cannot_close_its_script_tag():
 
 
 def test_the_javascript_and_css_are_package_data():
-    for name in ("explorers.js", "explorers.css", "simplecnn.js", "digitlab.js", "digitlab.css"):
+    for name in ("dom.js", "explorers.js", "explorers.css", "simplecnn.js", "digitlab.js", "digitlab.css"):
         text = resources.files("cnnkit").joinpath("static", name).read_text(encoding="utf-8")
         assert len(text) > 500
     assert "SimpleCNNExplorers" in webdemos._asset("explorers.js")
@@ -96,7 +119,7 @@ def test_digit_lab_payload_cannot_close_its_script_tag(lab_markup):
     assert lab_markup.count("</script>") == 2
     payload = re.search(r'<script type="application/json" class="scnn-data">(.*?)</script>', lab_markup, re.S)
     assert "</" not in payload.group(1)
-    for name in ("simplecnn.js", "digitlab.js"):
+    for name in (webdemos.SHARED_SCRIPT, "simplecnn.js", "digitlab.js"):
         assert "</script" not in webdemos._asset(name).lower()
     assert "</style" not in webdemos._asset("digitlab.css").lower()
 

@@ -20,6 +20,7 @@ from cnnkit.kernels import KERNEL_PRESETS, parse_kernel
 from cnnkit.plots import HIGHLIGHT, POSITIVE, show_map
 from cnnkit.scratch import (
     POOL_MODES,
+    WORKED_POOLING_MAP,
     conv2d,
     conv_size_formula,
     conv_window,
@@ -28,15 +29,15 @@ from cnnkit.scratch import (
     pool_window,
 )
 
-#: The worked pooling example of the pooling chapter.
-WORKED_POOLING_MAP = np.array([[1, 3, 2, 1], [4, 6, 5, 0], [3, 1, 1, 2], [0, 2, 4, 7]], dtype=float)
-
-
 # ---------------------------------------------------------------------------------------------
 # The ipywidgets explorers (JupyterLab, Colab, VS Code: anywhere a kernel runs)
 # ---------------------------------------------------------------------------------------------
 
 TYPED = "typed below"
+#: The explorers' setting sliders: name -> (lowest, highest, first value). The ipywidgets
+#: explorers here and the JavaScript ones (:mod:`cnnkit.webdemos`) both use these.
+KERNEL_SLIDERS = {"stride": (1, 3, 1), "padding": (0, 3, 0)}
+POOLING_SLIDERS = {"window": (1, 4, 2), "stride": (1, 4, 2)}
 OTHER = "#56B4E9"  # sky blue: the other windows and the image's edge, quieter than the highlight
 
 
@@ -81,8 +82,9 @@ def _outline(ax, col, row, width, height, color=HIGHLIGHT, **style) -> None:
     ax.add_patch(Rectangle((col - 0.5, row - 0.5), width, height, fill=False, edgecolor=color, **style))
 
 
-def _slider(widgets, description: str, value: int, low: int, high: int):
-    """An integer slider that reports only where it is released (each move redraws a figure)."""
+def _slider(widgets, description: str, low: int, high: int, value: int):
+    """An integer slider from ``low`` to ``high`` starting at ``value``, that reports only where it
+    is released (each move redraws a figure)."""
     return widgets.IntSlider(
         value=value,
         min=low,
@@ -145,10 +147,10 @@ class KernelExplorer:
             button_style="info",
             tooltip="read the numbers in the box as a 3×3 or 5×5 kernel",
         )
-        self.stride = _slider(widgets, "Stride:", 1, 1, 3)
-        self.padding = _slider(widgets, "Padding:", 0, 0, 3)
-        self.row = _slider(widgets, "Window row:", 12, 0, 25)
-        self.col = _slider(widgets, "Window column:", 12, 0, 25)
+        self.stride = _slider(widgets, "Stride:", *KERNEL_SLIDERS["stride"])
+        self.padding = _slider(widgets, "Padding:", *KERNEL_SLIDERS["padding"])
+        self.row = _slider(widgets, "Window row:", 0, 25, 12)
+        self.col = _slider(widgets, "Window column:", 0, 25, 12)
         self.message = widgets.HTML("")
         self.formula = widgets.HTML("")
         self.window = widgets.HTML("")
@@ -294,13 +296,13 @@ class PoolingExplorer:
             self.maps.update({f"digit {lab}": img for lab, img in zip(labels, images)})
         style = {"description_width": "initial"}
         self.source = widgets.Dropdown(options=list(self.maps), description="Map:", style=style)
-        self.size = _slider(widgets, "Window:", 2, 1, 4)
-        self.stride = _slider(widgets, "Stride:", 2, 1, 4)
+        self.size = _slider(widgets, "Window:", *POOLING_SLIDERS["window"])
+        self.stride = _slider(widgets, "Stride:", *POOLING_SLIDERS["stride"])
         self.mode = widgets.Dropdown(
             options=list(POOL_MODES), value="max", description="Pooling:", style=style
         )
-        self.row = _slider(widgets, "Window row:", 0, 0, 1)
-        self.col = _slider(widgets, "Window column:", 0, 0, 1)
+        self.row = _slider(widgets, "Window row:", 0, 1, 0)
+        self.col = _slider(widgets, "Window column:", 0, 1, 0)
         self.formula = widgets.HTML("")
         self.window = widgets.HTML("")
         self.out = widgets.Output()

@@ -8,6 +8,7 @@ chapters check it against PyTorch before using the library version:
 * :func:`conv1d` (``np.convolve``), :func:`conv2d` (``F.conv2d``, a cross-correlation),
   :func:`pool2d` (``F.max_pool2d``, ``F.avg_pool2d``) and :func:`max_pool2d_backward`;
 * :func:`conv_window`, :func:`pool_window`: the numbers behind one output value.
+* :data:`WORKED_POOLING_MAP`: the 4×4 map of chapter 2's worked example.
 
 Bad settings raise a ``ValueError`` that says what was expected.
 """
@@ -230,6 +231,10 @@ def conv_window(image, kernel, stride: int = 1, padding: int = 0, row: int = 0, 
 # ---------------------------------------------------------------------------------------------
 
 POOL_MODES = ("max", "average")
+
+#: The 4×4 map of the pooling chapter's worked example (its explorers start on it, and its
+#: exercises pool it).
+WORKED_POOLING_MAP = np.array([[1, 3, 2, 1], [4, 6, 5, 0], [3, 1, 1, 2], [0, 2, 4, 7]], dtype=float)
 
 
 def _pool_mode(mode: str) -> str:

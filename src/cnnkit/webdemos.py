@@ -21,12 +21,14 @@ from importlib import resources
 
 import numpy as np
 
-from cnnkit.explorers import WORKED_POOLING_MAP
+from cnnkit.explorers import KERNEL_SLIDERS, POOLING_SLIDERS
 from cnnkit.kernels import KERNEL_PRESETS, KERNEL_SIZES, MAX_KERNEL_VALUE
 from cnnkit.plots import HIGHLIGHT, NEGATIVE, POSITIVE
-from cnnkit.scratch import POOL_MODES
+from cnnkit.scratch import POOL_MODES, WORKED_POOLING_MAP
 
 _counter = itertools.count()
+#: The script every demo's output loads before its own: ``SimpleCNNDom``, the helpers they share.
+SHARED_SCRIPT = "dom.js"
 
 
 def _asset(name: str) -> str:
@@ -35,14 +37,14 @@ def _asset(name: str) -> str:
 
 
 def _demo_html(kind: str, data: dict, classes: str, style: str, scripts: tuple[str, ...], start: str):
-    """``<div>`` holding ``data`` as JSON, then the style and the scripts (files of
-    ``cnnkit/static``), and a call of ``start(root)`` on the div. The JSON cannot end its script
-    tag: every ``</`` in it is escaped."""
+    """``<div>`` holding ``data`` as JSON, then the style, ``dom.js`` (the helpers every demo
+    shares) and the scripts (files of ``cnnkit/static``), and a call of ``start(root)`` on the
+    div. The JSON cannot end its script tag: every ``</`` in it is escaped."""
     from IPython.display import HTML
 
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     uid = f"scnn-{kind}-{next(_counter)}-{hashlib.sha1(payload.encode()).hexdigest()[:8]}"
-    code = "\n".join(_asset(name) for name in scripts)
+    code = "\n".join(_asset(name) for name in (SHARED_SCRIPT, *scripts))
     markup = (
         f'<div class="{classes} mathjax_ignore" id="{uid}" data-kind="{kind}">'
         f"<noscript>This interactive demo needs JavaScript.</noscript>"
@@ -59,6 +61,11 @@ def _explorer_html(kind: str, data: dict):
     return _demo_html(kind, data, classes, "explorers.css", ("explorers.js",), f"SimpleCNNExplorers.{kind}")
 
 
+def _sliders(sliders: dict[str, tuple[int, int, int]]) -> dict:
+    """The ranges and first values of an explorer's sliders, the same as its ipywidgets version's."""
+    return {name: dict(min=low, max=high, value=start) for name, (low, high, start) in sliders.items()}
+
+
 def kernel_explorer_data(images, labels=None) -> dict:
     """What the JavaScript kernel explorer embeds: digits as bytes, the presets as text."""
     images = np.asarray(images, dtype=float)
@@ -70,8 +77,7 @@ def kernel_explorer_data(images, labels=None) -> dict:
         ],
         presets=[dict(name=n, text=t) for n, t in KERNEL_PRESETS.items()],
         sizes=list(KERNEL_SIZES),
-        max_stride=3,
-        max_padding=3,
+        sliders=_sliders(KERNEL_SLIDERS),
         max_value=MAX_KERNEL_VALUE,
         colors=dict(negative=NEGATIVE, positive=POSITIVE, highlight=HIGHLIGHT),
     )
@@ -89,8 +95,7 @@ def pooling_explorer_data(images=None, labels=None) -> dict:
         ]
     return dict(
         maps=maps,
-        max_size=4,
-        max_stride=4,
+        sliders=_sliders(POOLING_SLIDERS),
         modes=list(POOL_MODES),
         colors=dict(negative=NEGATIVE, positive=POSITIVE, highlight=HIGHLIGHT),
     )

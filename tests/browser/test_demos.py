@@ -10,6 +10,7 @@ import json
 import numpy as np
 from browser_support import screenshot, screenshot_element, watch_errors
 
+from cnnkit.explorers import KERNEL_SLIDERS, POOLING_SLIDERS
 from cnnkit.kernels import KERNEL_PRESETS, parse_kernel
 from cnnkit.scratch import conv2d, conv_output_size, conv_window, pool2d, pool_window
 
@@ -64,6 +65,16 @@ def _set_range(demo, label: str, value: int):
     )
 
 
+def _ranges(demo, labels: dict[str, str]) -> dict[str, tuple[int, int, int]]:
+    """(lowest, highest, value) of each range slider, by name: ``labels`` maps names to labels."""
+    return {
+        name: tuple(
+            demo.get_by_role("slider", name=label, exact=True).evaluate("e => [+e.min, +e.max, +e.value]")
+        )
+        for name, label in labels.items()
+    }
+
+
 def _select(demo, label: str):
     return demo.get_by_role("combobox", name=label, exact=True)
 
@@ -92,6 +103,7 @@ def test_kernel_explorer_is_live_in_the_book(page, book_url):
         return state
 
     expect(0, presets["identity"], 1, 0)
+    assert _ranges(demo, {"stride": "Stride", "padding": "Padding"}) == KERNEL_SLIDERS  # as in JupyterLab
     screenshot(page, "convolution-page")
     picture = _picture(demo, "scnn-output")
 
@@ -161,6 +173,7 @@ def test_pooling_explorer_is_live_in_the_book(page, book_url):
         return state
 
     assert expect(0, 2, 2, "max")["output"] == [[6, 5], [3, 7]]
+    assert _ranges(demo, {"window": "Window", "stride": "Stride"}) == POOLING_SLIDERS  # as in JupyterLab
     screenshot(page, "pooling-page")
     picture = _picture(demo, "scnn-output")
 

@@ -7,16 +7,7 @@
 // loads nothing from elsewhere.
 window.SimpleCNNLab = (function () {
   "use strict";
-  var net = window.SimpleCNN;
-
-  function el(tag, attrs, children) {
-    var e = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "text") e.textContent = attrs[k]; else e.setAttribute(k, attrs[k]);
-    });
-    (children || []).forEach(function (c) { e.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
-    return e;
-  }
+  var net = window.SimpleCNN, dom = window.SimpleCNNDom, el = dom.el;  // simplecnn.js and dom.js, loaded first
 
   // ---------------------------------------------------------------------------------------------
   // Pictures
@@ -65,7 +56,7 @@ window.SimpleCNNLab = (function () {
   ];
 
   function start(root) {
-    var data = JSON.parse(root.querySelector("script.scnn-data").textContent);
+    var data = dom.payload(root);
     var k = data.constants, G = k.grid, colors = data.colors, model = net.decodeWeights(data);
     var ink = new Float32Array(G * G), RADIUS = 4.2;
     var state = { ready: false, version: 0, empty: true, probs: null, prediction: null, ms: null, selected: null };
@@ -285,12 +276,5 @@ window.SimpleCNNLab = (function () {
     update(true);
   }
 
-  function safely(fn) {
-    return function (root) {
-      try { fn(root); }
-      catch (err) { root.appendChild(el("p", { "class": "scnn-message scnn-warn", role: "alert", text: "⚠ The digit lab could not start: " + err.message })); }
-    };
-  }
-
-  return { start: safely(start) };
+  return { start: dom.safely("digit lab", start) };
 })();

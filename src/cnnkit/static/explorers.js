@@ -3,14 +3,7 @@ window.SimpleCNNExplorers = (function () {
   var NUMBER = "[+-]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][+-]?\\d+)?";
   var TOKEN = new RegExp("^(" + NUMBER + ")(?:/(" + NUMBER + "))?$");
 
-  function el(tag, attrs, children) {
-    var e = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "text") e.textContent = attrs[k]; else e.setAttribute(k, attrs[k]);
-    });
-    (children || []).forEach(function (c) { e.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
-    return e;
-  }
+  var dom = window.SimpleCNNDom, el = dom.el;  // dom.js, loaded first
 
   // A typed kernel is matched against a number pattern, never evaluated (same rules as
   // explorers.parse_kernel in Python).
@@ -173,6 +166,10 @@ window.SimpleCNNExplorers = (function () {
     } };
   }
 
+  // A slider for one of the explorer's settings: its range and first value come with the data
+  // (the same as the ipywidgets explorer's, cnnkit.explorers).
+  function setting(label, range) { return slider(label, range.min, range.max, range.value); }
+
   function select(label, options, value) {
     var s = el("select", {});
     options.forEach(function (o) { s.appendChild(el("option", { value: o[0], text: o[1] })); });
@@ -186,23 +183,21 @@ window.SimpleCNNExplorers = (function () {
     return { r: Math.floor((event.clientY - rect.top) * sy / cell), c: Math.floor((event.clientX - rect.left) * sx / cell) };
   }
 
-  function readData(root) { return JSON.parse(root.querySelector("script.scnn-data").textContent); }
-
   function kernel(root) {
-    var data = readData(root), colors = data.colors;
+    var data = dom.payload(root), colors = data.colors;
     var digits = data.digits.map(function (d) {
       var px = d.pixels.map(function (row) { return row.map(function (v) { return v / 255; }); });
       return { label: d.label, pixels: px };
     });
     var TYPED = "typed";
     var state = { digit: 0, kernel: parseKernel(data.presets[0].text, data.sizes, data.max_value), preset: "0",
-                  stride: 1, padding: 0, row: 12, col: 12 };
+                  stride: data.sliders.stride.value, padding: data.sliders.padding.value, row: 12, col: 12 };
     var digitSel = select("Digit", digits.map(function (d, i) { return [String(i), "digit " + d.label]; }), "0");
     var kernelSel = select("Kernel", data.presets.map(function (p, i) { return [String(i), p.name]; })
       .concat([[TYPED, "typed values (edit the box)"]]), "0");
     var text = el("textarea", { rows: 5, spellcheck: "false", "aria-label": "kernel values" });
     text.value = data.presets[0].text;
-    var stride = slider("Stride", 1, data.max_stride, 1), padding = slider("Padding", 0, data.max_padding, 0);
+    var stride = setting("Stride", data.sliders.stride), padding = setting("Padding", data.sliders.padding);
     var row = slider("Window row", 0, 25, 12), col = slider("Window column", 0, 25, 12);
     var message = el("div", { "class": "scnn-message", role: "alert", "aria-live": "polite" });
     var inCanvas = el("canvas", { "class": "scnn-input", role: "img", "aria-label": "input digit with the current window" });
@@ -290,14 +285,14 @@ window.SimpleCNNExplorers = (function () {
   }
 
   function pooling(root) {
-    var data = readData(root), colors = data.colors;
+    var data = dom.payload(root), colors = data.colors;
     var maps = data.maps.map(function (m) {
       return { name: m.name, values: m.values.map(function (row) { return row.map(function (v) { return v / m.scale; }); }) };
     });
-    var state = { map: 0, size: 2, stride: 2, mode: "max", row: 0, col: 0 };
+    var state = { map: 0, size: data.sliders.window.value, stride: data.sliders.stride.value, mode: "max", row: 0, col: 0 };
     var mapSel = select("Map", maps.map(function (m, i) { return [String(i), m.name]; }), "0");
     var modeSel = select("Pooling", data.modes.map(function (m) { return [m, m]; }), "max");
-    var size = slider("Window", 1, data.max_size, 2), stride = slider("Stride", 1, data.max_stride, 2);
+    var size = setting("Window", data.sliders.window), stride = setting("Stride", data.sliders.stride);
     var row = slider("Window row", 0, 1, 0), col = slider("Window column", 0, 1, 0);
     var message = el("div", { "class": "scnn-message", role: "alert", "aria-live": "polite" });
     var inCanvas = el("canvas", { "class": "scnn-input", role: "img", "aria-label": "feature map with the pooling windows" });
@@ -363,12 +358,5 @@ window.SimpleCNNExplorers = (function () {
     render();
   }
 
-  function safely(fn) {
-    return function (root) {
-      try { fn(root); }
-      catch (err) { root.appendChild(el("div", { "class": "scnn-message", role: "alert", text: "⚠ The explorer could not start: " + err.message })); }
-    };
-  }
-
-  return { kernel: safely(kernel), pooling: safely(pooling), parseKernel: parseKernel, conv2d: conv2d, pool2d: pool2d };
+  return { kernel: dom.safely("explorer", kernel), pooling: dom.safely("explorer", pooling), parseKernel: parseKernel, conv2d: conv2d, pool2d: pool2d };
 })();

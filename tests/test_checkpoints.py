@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 import simplecnn as sc
 from cnnkit import augment, checkpoints
-from cnnkit.mnist import MEAN, STD, Splits
+from cnnkit.mnist import MEAN, STD, Splits, subset
 from simplecnn import SimpleCNN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,14 +191,7 @@ def test_short_fast_training_reaches_a_minimum_accuracy(mnist):
     """The fast recipe, fixed seed, 10,000 images, 2 epochs (98.56 % test accuracy and 98.10 %
     validation accuracy in float32 on an AVX2 CPU): a change that breaks learning (data, model,
     loss, optimiser or schedule) fails here even when the checkpoint still loads."""
-    small = Splits(
-        mnist.x_train[:10_000],
-        mnist.y_train[:10_000],
-        mnist.x_val[:2000],
-        mnist.y_val[:2000],
-        mnist.x_test,
-        mnist.y_test,
-    )
+    small = subset(mnist, train=10_000, val=2000)
     torch.manual_seed(0)
     model = sc.SimpleCNN()
     history = sc.train(model, small, sc.FAST, epochs=2, seed=0)

@@ -9,6 +9,7 @@ import torch.nn as nn
 
 import simplecnn
 from cnnkit import cifar, experiments, inspection
+from cnnkit import mnist as mnist_data
 from cnnkit.cifar import CifarCNN
 from cnnkit.mnist import DataError, Splits
 
@@ -228,14 +229,7 @@ def test_split_is_seeded(subset):
 
 def test_training_loop_runs_the_asked_epochs_and_counts_right(subset):
     """The published loop ignored its epoch count and never reset its counters; ours must not."""
-    small = cifar.ImageSplits(
-        subset.x_train[:2000],
-        subset.y_train[:2000],
-        subset.x_val[:1000],
-        subset.y_val[:1000],
-        subset.x_test,
-        subset.y_test,
-    )
+    small = mnist_data.subset(subset, train=2000, val=1000)
     torch.manual_seed(0)
     model = CifarCNN()
     measure = experiments.measure_test(small.x_test, small.y_test)

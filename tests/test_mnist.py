@@ -76,12 +76,19 @@ def test_standardize_scales_and_adds_a_channel():
     assert out[0, 0, 0, 0].item() == pytest.approx(mnist_data.BACKGROUND)
 
 
-def test_subset_keeps_the_first_images_and_the_whole_test_set(mnist):
+def test_subset_keeps_the_first_images_and_by_default_the_whole_test_set(mnist):
     small = mnist_data.subset(mnist, train=100, val=50)
     assert small.sizes() == {"train": 100, "validation": 50, "test": 10_000}
-    assert torch.equal(small.x_train, mnist.x_train[:100])
+    assert torch.equal(small.x_train, mnist.x_train[:100]) and torch.equal(small.y_val, mnist.y_val[:50])
+    assert torch.equal(small.x_test, mnist.x_test)
+    tiny = mnist_data.subset(mnist, train=10, val=5, test=3)
+    assert tiny.sizes() == {"train": 10, "validation": 5, "test": 3}
+    assert torch.equal(tiny.y_test, mnist.y_test[:3])
+    assert mnist_data.subset(mnist).sizes() == mnist.sizes()
     with pytest.raises(ValueError, match="between 1 and"):
         mnist_data.subset(mnist, train=0)
+    with pytest.raises(ValueError, match="test must be between 1 and 10000"):
+        mnist_data.subset(mnist, test=10_001)
 
 
 def test_one_per_class_takes_the_first_of_each_class():

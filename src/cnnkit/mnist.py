@@ -166,13 +166,18 @@ def load(
     )
 
 
-def subset(data: Splits, train: int | None = None, val: int | None = None) -> Splits:
-    """A copy of ``data`` keeping only the first ``train`` training and ``val`` validation
-    images (``None`` keeps all). The splits are shuffled already, so the first N are a random
-    sample. The test set is kept whole."""
+def subset(data: Splits, train: int | None = None, val: int | None = None, test: int | None = None) -> Splits:
+    """A copy of ``data`` keeping only the first ``train`` training, ``val`` validation and
+    ``test`` test images (``None``, the default, keeps all). The training and validation splits
+    are shuffled already, so their first N are a random sample."""
     from dataclasses import replace
 
-    for label, n, have in (("train", train, len(data.y_train)), ("val", val, len(data.y_val))):
+    counts = (
+        ("train", train, len(data.y_train)),
+        ("val", val, len(data.y_val)),
+        ("test", test, len(data.y_test)),
+    )
+    for label, n, have in counts:
         if n is not None and not 1 <= n <= have:
             raise ValueError(f"{label} must be between 1 and {have} (the images available), got {n}")
     return replace(
@@ -181,6 +186,8 @@ def subset(data: Splits, train: int | None = None, val: int | None = None) -> Sp
         y_train=data.y_train[:train],
         x_val=data.x_val[:val],
         y_val=data.y_val[:val],
+        x_test=data.x_test[:test],
+        y_test=data.y_test[:test],
     )
 
 

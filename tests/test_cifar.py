@@ -54,9 +54,19 @@ def test_architecture_is_the_published_one():
     assert f.pool1.kernel_size == 2 and f.pool2.kernel_size == 2
     assert (c.fc1.in_features, c.fc1.out_features, c.fc2.out_features) == (2048, 128, 10)
     assert not any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in model.modules())
-    assert cifar.RECIPE.batch_size == 32 and cifar.RECIPE.lr == 1e-3
-    assert cifar.RECIPE.schedule == "constant" and cifar.RECIPE.max_shift == 0
-    assert cifar.RECIPE.label_smoothing == 0.0
+
+
+def test_recipe_trains_with_adam_at_a_constant_rate_in_mini_batches_of_32():
+    """The published recipe as simplecnn.train runs it: Adam at 1e-3 throughout, 32 images a step."""
+    torch.manual_seed(0)
+    model = CifarCNN()
+    x, y = torch.randn(96, 3, 32, 32), torch.randint(0, 10, (96,))
+    optimizer, scheduler = simplecnn.make_optimizer(model, cifar.RECIPE, steps_per_epoch=3, epochs=2)
+    assert type(optimizer) is torch.optim.Adam and scheduler is None
+    data = Splits(x, y, x[:32], y[:32], x[:32], y[:32])
+    simplecnn.train(model, data, cifar.RECIPE, epochs=2, optimizer=optimizer, device="cpu")
+    assert int(optimizer.state[model.features.conv1.weight]["step"]) == 6  # 96 images a epoch, 32 a step
+    assert [group["lr"] for group in optimizer.param_groups] == [1e-3]  # no schedule moved it
 
 
 def test_forward_gives_ten_logits_per_image():

@@ -683,6 +683,17 @@ def test_benchmark_speed_and_accuracy_over_time(lab_page):
         page_images_seen=state["seen"],
         page_seconds=round(state["clock"] / 1000, 1),
         test_accuracy_at={t: dict(accuracy=m["accuracy"], images=m["seen"]) for t, m in milestones.items()},
+        test_accuracy_curve=[
+            [round(a["clock"] / 1000, 1), a["seen"], a["accuracy"]] for a in state["accuracy"]
+        ],
+        first_measured_at_or_above_95=next(
+            (
+                {"seconds": round(a["clock"] / 1000, 1), "images": a["seen"]}
+                for a in state["accuracy"]
+                if a["accuracy"] >= 0.95
+            ),
+            None,
+        ),
         test_evaluations=state["evaluations"],
         test_evaluation_ms=state["evalMs"],
         batch_size=traininglab.DEFAULTS["batch_size"],

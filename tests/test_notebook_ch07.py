@@ -101,7 +101,7 @@ def test_wrong_versions_fail_in_the_notebook_with_a_message_naming_the_differenc
             if key == "7.1"
             else (LOOP_CHECK, ch07_build.LOOP_MISTAKES, ch07_build.LOOP_SOLUTION)
         )
-        filled = _fill(notebook, marker, ch07_build._mistake(table, mistake, solution))
+        filled = _fill(notebook, marker, exercises.edit(solution, *table[mistake][:2]))
         cells.append(filled.cells[_cell_index(filled, marker)])
     nb.cells = cells
     _client(nb).execute()

@@ -74,15 +74,20 @@ _REGISTRY: dict[str, Exercise] = {}
 _loaded = False
 
 
-def exercise(key: str, notebook: str, title: str, hint: str, solution: str, wrong=(), kind: str = "value"):
+def exercise(
+    key: str, notebook: str, title: str, hint: str, solution: str, wrong=(), mistakes=None, kind: str = "value"
+):
     """Register the decorated function as the check of exercise ``key``.
 
     The function's parameters are the names the reader fills in. It raises :class:`Wrong` with
     a message that says what is wrong, or returns (optionally a note shown with the pass).
     ``wrong`` lists answers that must fail, as ``(code, message)`` pairs: the code as a reader
-    would type it, and a part of the message the check must give for it.
+    would type it, and a part of the message the check must give for it. ``mistakes`` lists
+    more, written as small edits of the solution: ``{what: (old, new, message)}`` (see
+    :func:`variants`).
     """
     wrong = [(item, "") if isinstance(item, str) else item for item in wrong]
+    wrong += variants(solution, mistakes or {})
     for item in wrong:
         if not (isinstance(item, tuple) and len(item) == 2 and all(isinstance(s, str) for s in item)):
             raise ValueError(f"exercise {key}: each wrong answer is a (code, message) pair, got {item!r}")
@@ -105,6 +110,27 @@ def exercise(key: str, notebook: str, title: str, hint: str, solution: str, wron
         return run
 
     return register
+
+
+def edit(solution: str, old, new) -> str:
+    """``solution`` (dedented) with the text ``old`` replaced by ``new``; each must occur in it
+    exactly once. ``old`` and ``new`` may be tuples of the same length: several edits, in order."""
+    code = textwrap.dedent(solution)
+    olds, news = (old, new) if isinstance(old, tuple) else ((old,), (new,))
+    for a, b in zip(olds, news, strict=True):
+        if code.count(a) != 1:
+            raise ValueError(
+                f"the text to edit occurs {code.count(a)} times in the solution, not once: {a!r}"
+            )
+        code = code.replace(a, b)
+    return code
+
+
+def variants(solution: str, table: dict[str, tuple]) -> list[tuple[str, str]]:
+    """Wrong answers written as small edits of ``solution``: ``{what: (old, new, message)}``, the
+    mistake named by ``what`` replaces ``old`` with ``new`` (see :func:`edit`), and ``message`` is
+    a part of what the check must say. Returns the ``(code, message)`` pairs of :func:`exercise`."""
+    return [(edit(solution, old, new), message) for old, new, message in table.values()]
 
 
 def registry() -> dict[str, Exercise]:
@@ -164,11 +190,34 @@ def real_number(value, what: str = "your answer") -> float:
     return float(value)
 
 
+def function(value, signature: str):
+    """``value`` when it is a function; :class:`NotAnswered` for the placeholder, :class:`Wrong`
+    that shows ``signature`` (``"f(x, p)"``) otherwise."""
+    name = signature.split("(")[0]
+    if not callable(answered(value, name)):
+        raise Wrong(f"{name} should be a function: def {signature}; got {value!r:.60}.")
+    return value
+
+
+def tensor(value, what: str = "your answer", dtype=None):
+    """``value`` (a tensor, or a list of numbers) as a detached tensor of ``dtype``;
+    :class:`NotAnswered` for the placeholder, :class:`Wrong` when it is not numbers."""
+    import torch
+
+    value = answered(value, what)
+    try:
+        return torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError):
+        raise Wrong(f"{what} should be a tensor of numbers; got {type(value).__name__}.") from None
+
+
 def reader_call(f, *args, what: str, hint: str = ""):
     """``f(*args)`` for a function the reader wrote; any exception it raises becomes a
     :class:`Wrong` that names it, so the check explains instead of crashing."""
     try:
         return f(*args)
+    except (NotAnswered, Wrong):
+        raise
     except Exception as err:  # the reader's code: any error is an answer to explain
         raise Wrong(f"{what} raised {type(err).__name__}: {err}" + (f" ({hint})" if hint else "")) from None
 

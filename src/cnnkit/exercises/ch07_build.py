@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 import simplecnn as sc
-from cnnkit.exercises import NotAnswered, Wrong, answered, exercise
+from cnnkit.exercises import NotAnswered, Wrong, answered, exercise, function
 
 NOTEBOOK = "07-simple-cnn-mnist"
 SEED = 0
@@ -116,18 +116,6 @@ MODEL_MISTAKES = {
         "uses the course's sc.SimpleCNN: write it yourself, layer by layer",
     ),
 }
-
-
-def _mistake(table: dict, name: str, solution: str) -> str:
-    """The solution with the mistake ``name`` of ``table`` made: ``(old, new, message)`` says
-    which text changes and a part of the message the check must give."""
-    old, new, _ = table[name]
-    assert old in solution, f"the mistake {name!r} does not apply to the solution"
-    return solution.replace(old, new)
-
-
-def _wrong(table: dict, solution: str) -> list[tuple[str, str]]:
-    return [(_mistake(table, name, solution), message) for name, (_, _, message) in table.items()]
 
 
 class _UsedTheCourse(Exception):
@@ -313,7 +301,7 @@ def check_model(cls) -> str:
     "nn.Dropout, nn.Flatten, nn.Linear, with the sizes of the table on the theory page; forward() "
     "returns self.classifier(self.features(x)).",
     solution=MODEL_SOLUTION,
-    wrong=_wrong(MODEL_MISTAKES, MODEL_SOLUTION),
+    mistakes=MODEL_MISTAKES,
 )
 def _(SimpleCNN):  # noqa: N803 (the reader's name for the class)
     return check_model(SimpleCNN)
@@ -447,8 +435,7 @@ def _same(a, b) -> bool:
 
 def check_loop(train_epoch) -> str:
     """Proof 3 for the reader's loop: the same steps as ``sc.train_epoch`` from one seed."""
-    if not callable(train_epoch):
-        raise Wrong(f"train_epoch should be a function; got {train_epoch!r}.")
+    function(train_epoch, "train_epoch(model, batches, optimizer, loss_fn, scheduler=None)")
     model, batches, optimizer, scheduler = _loop_setup()
     start = [p.detach().clone() for p in model.parameters()]
     modes = []
@@ -520,7 +507,7 @@ def check_loop(train_epoch) -> str:
     "loss = loss_fn(logits, y), loss.backward(), optimizer.step(), scheduler.step() if there is a "
     "scheduler, and losses.append(loss.item()).",
     solution=LOOP_SOLUTION,
-    wrong=_wrong(LOOP_MISTAKES, LOOP_SOLUTION),
+    mistakes=LOOP_MISTAKES,
 )
 def _(train_epoch):
     return check_loop(train_epoch)

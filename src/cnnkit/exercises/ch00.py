@@ -10,7 +10,7 @@ import math
 import torch
 
 import simplecnn as sc
-from cnnkit.exercises import Wrong, answered, exercise, reader_call, real_number
+from cnnkit.exercises import Wrong, answered, exercise, reader_call, real_number, tensor
 
 NOTEBOOK = "00-whole-picture"
 
@@ -23,13 +23,13 @@ NOTEBOOK = "00-whole-picture"
     "grayscale and 28×28 pixels.",
     solution="batch_shape = (64, 1, 28, 28)",
     wrong=[
-        "batch_shape = (64, 28, 28)",
-        "batch_shape = (64, 784)",
-        "batch_shape = (64, 28, 28, 1)",
-        "batch_shape = (1, 64, 28, 28)",
-        "batch_shape = (64, 3, 28, 28)",
-        "batch_shape = (1, 28, 28)",
-        "batch_shape = 64 * 28 * 28",
+        ("batch_shape = (64, 28, 28)", "leaves out the channel axis"),
+        ("batch_shape = (64, 784)", "each digit flattened into a row"),
+        ("batch_shape = (64, 28, 28, 1)", "the channel axis comes second"),
+        ("batch_shape = (1, 64, 28, 28)", "the number of images comes first"),
+        ("batch_shape = (64, 3, 28, 28)", "3 channels is a colour image"),
+        ("batch_shape = (1, 28, 28)", "is one digit; a batch adds the number of images"),
+        ("batch_shape = 64 * 28 * 28", "give the shape as a tuple of lengths"),
     ],
 )
 def _(batch_shape):
@@ -71,12 +71,12 @@ def _(batch_shape):
         steps_256 = math.ceil(48_000 / 256)
     """,
     wrong=[
-        "steps_128 = 375\nsteps_256 = 187",
-        "steps_128 = 375\nsteps_256 = 187.5",
-        "steps_128 = 469\nsteps_256 = 235",
-        "steps_128 = 48_000 * 128\nsteps_256 = 48_000 * 256",
-        "steps_128 = 375\nsteps_256 = 750",
-        "steps_128 = 1\nsteps_256 = 1",
+        ("steps_128 = 375\nsteps_256 = 187", "they make one more, smaller batch"),
+        ("steps_128 = 375\nsteps_256 = 187.5", "is 48,000 / 256; a step uses a whole batch"),
+        ("steps_128 = 469\nsteps_256 = 235", "469 counts 60,000 images"),
+        ("steps_128 = 48_000 * 128\nsteps_256 = 48_000 * 256", "multiplies the images by the batch size"),
+        ("steps_128 = 375\nsteps_256 = 750", "larger batches mean fewer of them"),
+        ("steps_128 = 1\nsteps_256 = 1", "one step would use all the images at once"),
     ],
 )
 def _(steps_128, steps_256):
@@ -128,14 +128,14 @@ def _(steps_128, steps_256):
         loss = -math.log(p_seven)
     """,
     wrong=[
-        "p_seven = 0.9\nloss = 0.10536",
-        "p_seven = 1.0\nloss = 0.0",
-        "p_seven = 0.5\nloss = 0.5",
-        "p_seven = 0.5\nloss = 0.30103",
-        "p_seven = 0.5\nloss = 1.0",
-        "p_seven = 0.5\nloss = -0.693147",
-        "p_seven = 0.5\nloss = 2.302585",
-        "p_seven = 0.1\nloss = 2.302585",
+        ("p_seven = 0.9\nloss = 0.10536", "counts the other classes once"),
+        ("p_seven = 1.0\nloss = 0.0", "the zeros become e^0 = 1, not 0"),
+        ("p_seven = 0.5\nloss = 0.5", "that is the probability again"),
+        ("p_seven = 0.5\nloss = 0.30103", "uses the logarithm in base 10"),
+        ("p_seven = 0.5\nloss = 1.0", "uses the logarithm in base 2"),
+        ("p_seven = 0.5\nloss = -0.693147", "the loss is minus the logarithm"),
+        ("p_seven = 0.5\nloss = 2.302585", "ln 10 is the loss of an even guess"),
+        ("p_seven = 0.1\nloss = 2.302585", "0.1 is an even guess"),
     ],
 )
 def _(p_seven, loss):
@@ -181,14 +181,6 @@ def _logits_and_labels(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 10, generator=generator), torch.randint(10, (n,), generator=generator)
 
 
-def _as_classes(value, what: str) -> torch.Tensor:
-    value = answered(value, what)
-    try:
-        return torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError):
-        raise Wrong(f"{what} should be a tensor (or a list) of class numbers; got {value!r}.") from None
-
-
 @exercise(
     "0.4",
     NOTEBOOK,
@@ -200,19 +192,19 @@ def _as_classes(value, what: str) -> torch.Tensor:
         def predicted_class(logits):
             return logits.argmax(dim=1)
     """,
-    wrong=[
-        "def predicted_class(logits):\n    return logits.argmax(dim=0)",
-        "def predicted_class(logits):\n    return logits.argmax()",
-        "def predicted_class(logits):\n    return logits.max(dim=1).values",
-        "def predicted_class(logits):\n    return logits.argmin(dim=1)",
-        "def predicted_class(logits):\n    return torch.softmax(logits, dim=1)",
-    ],
+    mistakes={
+        "along the batch axis": ("dim=1", "dim=0", "it returns 10 numbers for 6 images"),
+        "over the whole tensor": ("argmax(dim=1)", "argmax()", "a single number for 6 images"),
+        "the largest logit itself": ("argmax(dim=1)", "max(dim=1).values", "it returns fractions"),
+        "the smallest logit": ("argmax", "argmin", "the classes with the smallest logits"),
+        "the probabilities": ("logits.argmax(", "torch.softmax(logits, ", "ten numbers per image"),
+    },
 )
 def _(predicted_class):
     logits, _ = _logits_and_labels(6, seed=0)
     expected = logits.argmax(1)
     given = reader_call(predicted_class, logits.clone(), what="predicted_class(logits)")
-    given = _as_classes(given, "what predicted_class returns")
+    given = tensor(given, "what predicted_class returns")
     if given.shape == (6, 10):
         raise Wrong(
             "it returns a (6, 10) tensor, ten numbers per image; the prediction is one class "
@@ -253,14 +245,14 @@ def _(predicted_class):
         def accuracy(predictions, labels):
             return (predictions == labels).float().mean().item()
     """,
-    wrong=[
-        "def accuracy(predictions, labels):\n    return (predictions == labels).sum().item()",
-        "def accuracy(predictions, labels):\n    return 100 * (predictions == labels).float().mean().item()",
-        "def accuracy(predictions, labels):\n    return (predictions == labels).mean()",
-        "def accuracy(predictions, labels):\n    return (predictions != labels).float().mean().item()",
-        "def accuracy(predictions, labels):\n    return (predictions == labels).sum().item() // len(labels)",
-        "def accuracy(predictions, labels):\n    return (predictions == labels).sum().item() / 8",
-    ],
+    mistakes={
+        "a count": (".float().mean()", ".sum()", "is the number of right answers out of 8"),
+        "a percentage": ("return (", "return 100 * (", "is a percentage"),
+        "the mean of booleans": (".float().mean().item()", ".mean()", "needs .float() before .mean()"),
+        "the wrong answers": ("==", "!=", "compare with ==, not !="),
+        "// division": (".float().mean().item()", ".sum().item() // len(labels)", "// is integer division"),
+        "a fixed number of images": (".float().mean().item()", ".sum().item() / 8", "not a fixed number"),
+    },
 )
 def _(accuracy):
     for n, right in ((8, 6), (20, 7)):

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from cnnkit import scratch
-from cnnkit.exercises import Wrong, answered, exercise, whole_number
+from cnnkit.exercises import Wrong, answered, exercise, number_array, whole_number
 
 NOTEBOOK = "01-convolution"
 
@@ -21,13 +21,13 @@ NOTEBOOK = "01-convolution"
         params = 16 * (3 * 5 * 5) + 16
     """,
     wrong=[
-        "shape = (16, 14, 14)\nparams = 1216",
-        "shape = (16, 30, 30)\nparams = 1216",
-        "shape = (16, 15, 15)\nparams = 16 * 3 * 5 * 5",
-        "shape = (16, 15, 15)\nparams = 16 * 5 * 5 + 16",
-        "shape = (3, 15, 15)\nparams = 1216",
-        "shape = (1, 16, 15, 15)\nparams = 1216",
-        "shape = 16 * 15 * 15\nparams = 1216",
+        ("shape = (16, 14, 14)\nparams = 1216", "that is the size without padding"),
+        ("shape = (16, 30, 30)\nparams = 1216", "that is the size with stride 1"),
+        ("shape = (16, 15, 15)\nparams = 16 * 3 * 5 * 5", "counts the weights only"),
+        ("shape = (16, 15, 15)\nparams = 16 * 5 * 5 + 16", "counts one 5×5 kernel per filter"),
+        ("shape = (3, 15, 15)\nparams = 1216", "one output channel per filter"),
+        ("shape = (1, 16, 15, 15)\nparams = 1216", "leave out the batch size"),
+        ("shape = 16 * 15 * 15\nparams = 1216", "give the shape as a tuple"),
     ],
 )
 def _(shape, params):
@@ -54,7 +54,7 @@ def _(shape, params):
         else:
             why = "put size 32, kernel 5, stride 2 and padding 1 into ⌊(size + 2·padding − kernel) / stride⌋ + 1."
         raise Wrong(f"height and width {shape[1:]}: {why}")
-    params = whole_number(answered(params, "the number of parameters"), "the number of parameters")
+    params = whole_number(params, "the number of parameters")
     n = sum(p.numel() for p in layer.parameters())
     if params == n - 16:
         raise Wrong(f"{params} counts the weights only; each of the 16 filters also has a bias.")
@@ -78,16 +78,16 @@ def _(shape, params):
         padding_3x3_dilated = 2
     """,
     wrong=[
-        "padding_5x5 = 2\npadding_3x3_dilated = 1",
-        "padding_5x5 = 4\npadding_3x3_dilated = 2",
-        "padding_5x5 = 2.5\npadding_3x3_dilated = 2",
-        "padding_5x5 = -2\npadding_3x3_dilated = 2",
+        ("padding_5x5 = 2\npadding_3x3_dilated = 1", "with dilation 2 turns 28 pixels into 26"),
+        ("padding_5x5 = 4\npadding_3x3_dilated = 2", "a 5×5 kernel turns 28 pixels into 32"),
+        ("padding_5x5 = 2.5\npadding_3x3_dilated = 2", "it should be a whole number"),
+        ("padding_5x5 = -2\npadding_3x3_dilated = 2", "padding adds zeros, so it is 0 or more"),
     ],
 )
 def _(padding_5x5, padding_3x3_dilated):
     for padding, k, d in ((padding_5x5, 5, 1), (padding_3x3_dilated, 3, 2)):
         what = f"a {k}×{k} kernel" + (f" with dilation {d}" if d > 1 else "")
-        padding = whole_number(answered(padding), f"the padding for {what}")
+        padding = whole_number(padding, f"the padding for {what}")
         if padding < 0:
             raise Wrong(f"the padding for {what} is {padding}: padding adds zeros, so it is 0 or more.")
         out = scratch.conv_output_size(28, k, padding=padding, dilation=d)
@@ -106,16 +106,16 @@ def _(padding_5x5, padding_3x3_dilated):
     "each side; the result has 3 + 3 − 1 = 5 values.",
     solution="full = [0, 1, 2.5, 4, 1.5]",
     wrong=[
-        "full = [0, 1, 2.5, 4]",
-        "full = [2.5]",
-        "full = [1, 2.5, 4]",
-        "full = [0.5, 2, 3.5, 3, 0]",
-        "full = [1.5, 4, 2.5, 1, 0]",
-        "full = [0, 1, 2.5, 4, 1]",
+        ("full = [0, 1, 2.5, 4]", "4 values: a full convolution of 3 values with 3 values has"),
+        ("full = [2.5]", "the one position where the kernel fits inside the signal"),
+        ("full = [1, 2.5, 4]", "those are the middle 3 values"),
+        ("full = [0.5, 2, 3.5, 3, 0]", "that is the cross-correlation"),
+        ("full = [1.5, 4, 2.5, 1, 0]", "the values are right but reversed"),
+        ("full = [0, 1, 2.5, 4, 1]", "y[4] is off"),
     ],
 )
 def _(full):
-    full = np.asarray(answered(full), dtype=float).ravel()
+    full = number_array(full, "full").ravel()
     signal, kernel = [1, 2, 3], [0, 1, 0.5]
     expected = np.convolve(signal, kernel)
     if full.shape != expected.shape:
@@ -149,16 +149,16 @@ def _(full):
                            [-1, -1, -1]])
     """,
     wrong=[
-        "kernel = np.array([[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]])",
-        "kernel = np.ones((3, 3))",
-        "kernel = np.array([[1, 1, 1], [2, 2, 2], [1, 1, 1]])",
-        "kernel = np.zeros((5, 5))",
-        "kernel = np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]])  # Sobel y",
-        "kernel = np.array([[1, 1, 1], [-2, -2, -2], [1, 1, 1]])",
+        ("kernel = np.array([[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]])", "the horizontal line should win"),
+        ("kernel = np.ones((3, 3))", "on a flat patch it answers 9, not 0"),
+        ("kernel = np.array([[1, 1, 1], [2, 2, 2], [1, 1, 1]])", "on a flat patch it answers 12, not 0"),
+        ("kernel = np.zeros((5, 5))", "make it 3×3"),
+        ("kernel = np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]])", "(as Sobel y does)"),
+        ("kernel = np.array([[1, 1, 1], [-2, -2, -2], [1, 1, 1]])", "Swap the signs"),
     ],
 )
 def _(kernel):
-    kernel = np.asarray(answered(kernel, "the kernel"), dtype=float)
+    kernel = number_array(kernel, "the kernel")
     if kernel.shape != (3, 3):
         raise Wrong(f"the kernel has shape {kernel.shape}; make it 3×3.")
     if not np.allclose(scratch.conv2d(np.ones((5, 5)), kernel), 0):

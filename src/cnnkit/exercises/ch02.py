@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnkit import scratch
-from cnnkit.exercises import Wrong, answered, exercise, number_array, whole_number
+from cnnkit.exercises import Wrong, answered, exercise, function, number_array, reader_call, whole_number
 
 NOTEBOOK = "02-pooling"
 
@@ -33,14 +33,14 @@ def _first_wrong_window(answer: np.ndarray, expected: np.ndarray, k: int, stride
         max_answer = [[5, 8], [9, 6]]
         avg_answer = [[2.5, 3.5], [3.5, 3.25]]
     """,
-    wrong=[
-        "max_answer = [[5, 8], [9, 6]]\navg_answer = [[10, 14], [14, 13]]",
-        "max_answer = [[2.5, 3.5], [3.5, 3.25]]\navg_answer = [[2.5, 3.5], [3.5, 3.25]]",
-        "max_answer = [[5, 9], [8, 6]]\navg_answer = [[2.5, 3.5], [3.5, 3.25]]",
-        "max_answer = [[5, 8], [9, 6]]\navg_answer = [[2.5, 3.5], [3.5, 3.5]]",
-        "max_answer = [[5, 8, 8], [5, 8, 8], [9, 4, 6]]\navg_answer = [[2.5, 3.5], [3.5, 3.25]]",
-        "max_answer = [[0, 1], [0, 2]]\navg_answer = [[2.5, 3.5], [3.5, 3.25]]",
-    ],
+    mistakes={
+        "sums": ("[[2.5, 3.5], [3.5, 3.25]]", "[[10, 14], [14, 13]]", "holds the sums of the windows"),
+        "means": ("[[5, 8], [9, 6]]", "[[2.5, 3.5], [3.5, 3.25]]", "max-pooled map holds the averages"),
+        "transposed": ("[[5, 8], [9, 6]]", "[[5, 9], [8, 6]]", "rows and columns swapped"),
+        "one window off": ("3.25]]", "3.5]]", "output (1, 1) is off"),
+        "windows that overlap": ("[[5, 8], [9, 6]]", "[[5, 8, 8], [5, 8, 8], [9, 4, 6]]", "has shape (3, 3)"),
+        "the minima": ("[[5, 8], [9, 6]]", "[[0, 1], [0, 2]]", "the smallest value of each window"),
+    },
 )
 def _(max_answer, avg_answer):
     t = torch.tensor(EXERCISE_MAP)[None, None]
@@ -78,13 +78,13 @@ def _(max_answer, avg_answer):
         never_used = 24 * 24 - 23 * 23
     """,
     wrong=[
-        "pooled_size = 12\nnever_used = 47",
-        "pooled_size = 10\nnever_used = 47",
-        "pooled_size = 22\nnever_used = 47",
-        "pooled_size = 8\nnever_used = 47",
-        "pooled_size = 11\nnever_used = 48",
-        "pooled_size = 11\nnever_used = 24",
-        "pooled_size = 11\nnever_used = 0",
+        ("pooled_size = 12\nnever_used = 47", "you rounded up"),
+        ("pooled_size = 10\nnever_used = 47", "you left out the + 1"),
+        ("pooled_size = 22\nnever_used = 47", "that is the size for stride 1"),
+        ("pooled_size = 8\nnever_used = 47", "that is the size for stride 3"),
+        ("pooled_size = 11\nnever_used = 48", "counts the pixel at (23, 23) twice"),
+        ("pooled_size = 11\nnever_used = 24", "is one row (or one column)"),
+        ("pooled_size = 11\nnever_used = 0", "some inputs are never used"),
     ],
 )
 def _(pooled_size, never_used):
@@ -140,12 +140,14 @@ def _(pooled_size, never_used):
                       [3, 0, 0, 4]]
     """,
     wrong=[
-        "grad_input = [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]",
-        "grad_input = [[0.25, 0.25, 0.5, 0.5], [0.25, 0.25, 0.5, 0.5], [0.75, 0.75, 1, 1], [0.75, 0.75, 1, 1]]",
-        "grad_input = [[0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 1]]",
-        "grad_input = [[0, 0, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0], [0, 3, 0, 4]]",
-        "grad_input = [[1, 2], [3, 4]]",
+        ("grad_input = np.kron([[1, 2], [3, 4]], np.ones((2, 2)))", "every input of a window its gradient"),
+        ("grad_input = np.kron([[1, 2], [3, 4]], np.ones((2, 2))) / 4", "the gradient of average pooling"),
+        ("grad_input = [[1, 2], [3, 4]]", "the gradient has shape (2, 2)"),
     ],
+    mistakes={
+        "all 1": (("[1, 0, 2, 0]", "[3, 0, 0, 4]"), ("[1, 0, 1, 0]", "[1, 0, 0, 1]"), "positions are right"),
+        "a maximum misplaced": ("[3, 0, 0, 4]", "[0, 3, 0, 4]", "the value at row 3, column 0 is off"),
+    },
 )
 def _(grad_input):
     upstream = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
@@ -188,15 +190,15 @@ def _(grad_input):
         busiest_position = (1, 1)
         busiest_gradient = 3
     """,
-    wrong=[
-        "overlap_pooled = [[6, 5], [3, 7]]\nbusiest_position = (1, 1)\nbusiest_gradient = 3",
-        "overlap_pooled = [[6, 6], [6, 6]]\nbusiest_position = (1, 1)\nbusiest_gradient = 3",
-        "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = (2, 2)\nbusiest_gradient = 3",
-        "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = (3, 3)\nbusiest_gradient = 1",
-        "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = (1, 1)\nbusiest_gradient = 4",
-        "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = (1, 1)\nbusiest_gradient = 1",
-        "overlap_pooled = [[6, 6], [6, 7]]\nbusiest_position = 5\nbusiest_gradient = 3",
-    ],
+    mistakes={
+        "2×2 windows, stride 2": ("[[6, 6], [6, 7]]", "[[6, 5], [3, 7]]", "output (0, 1) is off"),
+        "one window wrong": ("[6, 7]]", "[6, 6]]", "output (1, 1) is off"),
+        "counted from 1": ("(1, 1)", "(2, 2)", "count rows and columns from 0"),
+        "the largest value": (("(1, 1)", "= 3"), ("(3, 3)", "= 1"), "is the maximum of 1 window"),
+        "all four windows": ("= 3", "= 4", "4: count the windows whose maximum is the value at (1, 1)"),
+        "one window": ("= 3", "= 1", "1: count the windows whose maximum is the value at (1, 1)"),
+        "a flat index": ("(1, 1)", "5", "give the position as (row, column)"),
+    },
 )
 def _(overlap_pooled, busiest_position, busiest_gradient):
     x = torch.tensor(WORKED_MAP)[None, None].requires_grad_()
@@ -247,11 +249,11 @@ def _(overlap_pooled, busiest_position, busiest_gradient):
         field_pool3 = field_conv3 + (2 - 1) * 4
     """,
     wrong=[
-        "field_conv3 = 18\nfield_pool3 = 19",
-        "field_conv3 = 20\nfield_pool3 = 22",
-        "field_conv3 = 24\nfield_pool3 = 32",
-        "field_conv3 = 24\nfield_pool3 = 48",
-        "field_conv3 = 19\nfield_pool3 = 28",
+        ("field_conv3 = 18\nfield_pool3 = 19", "you added k − 1 = 2 pixels"),
+        ("field_conv3 = 20\nfield_pool3 = 22", "the jump after pool2 is 4, not 2"),
+        ("field_conv3 = 24\nfield_pool3 = 32", "you used the jump after pool3"),
+        ("field_conv3 = 24\nfield_pool3 = 48", "pooling does not multiply the field by its stride"),
+        ("field_conv3 = 19\nfield_pool3 = 28", "19 pixels after conv3: use r_out"),
     ],
 )
 def _(field_conv3, field_pool3):
@@ -303,57 +305,32 @@ def _(field_conv3, field_pool3):
             block = np.repeat(np.repeat(grad_out, k, axis=0), k, axis=1)
             return block / k**2
     """,
-    wrong=[
-        """
-        def avg_pool_backward(grad_out, k):
-            return np.kron(grad_out, np.ones((k, k)))
-        """,
-        """
-        def avg_pool_backward(grad_out, k):
-            return np.kron(grad_out, np.ones((k, k))) / k
-        """,
-        """
-        def avg_pool_backward(grad_out, k):
-            return np.kron(grad_out, np.ones((k, k))) / 4
-        """,
-        """
-        def avg_pool_backward(grad_out, k):
-            grad = np.zeros((len(grad_out) * k, len(grad_out[0]) * k))
-            grad[::k, ::k] = grad_out
-            return grad
-        """,
-        """
-        def avg_pool_backward(grad_out, k):
-            return np.asarray(grad_out) / k**2
-        """,
-        """
-        def avg_pool_backward(grad_out, k):
-            return np.tile(grad_out, (k, k)) / k**2
-        """,
-        """
-        def avg_pool_backward(grad_out, k):
-            return grad_out[0][0] / k**2
-        """,
-    ],
+    mistakes={
+        "not divided": ("return block / k**2", "return block", "with k = 2 the values are 4 times too large"),
+        "divided by k": ("block / k**2", "block / k", "with k = 2 the values are 2 times too large"),
+        "divided by 4": ("k**2", "4", "divide by k², not by 4"),
+        "to one input per window": (
+            "return block / k**2",
+            "block[:] = 0\n    block[::k, ::k] = grad_out\n    return block",
+            "only one input per window gets gradient",
+        ),
+        "not spread": ("return block / k**2", "return grad_out / k**2", "it returns shape (3, 4)"),
+        "tiled": ("block / k**2", "np.tile(grad_out, (k, k)) / k**2", "belongs to window (r // k, c // k)"),
+        "one number": ("return block / k**2", "return grad_out[0][0] / k**2", "it returns shape ()"),
+    },
 )
 def _(avg_pool_backward):
-    if not callable(avg_pool_backward):
-        raise Wrong(
-            f"avg_pool_backward should be a function (def avg_pool_backward(grad_out, k): ...), got {avg_pool_backward!r}."
-        )
+    function(avg_pool_backward, "avg_pool_backward(grad_out, k)")
     rng = np.random.default_rng(2)
     for k in (2, 3):
         upstream = rng.normal(size=(3, 4)).round(2)
         x = torch.zeros(1, 1, 3 * k, 4 * k, dtype=torch.float64, requires_grad=True)
         F.avg_pool2d(x, k).backward(torch.tensor(upstream)[None, None])
         expected = x.grad[0, 0].numpy()
-        try:
-            result = answered(avg_pool_backward(upstream.copy(), k), "what your function returns")
-            result = np.asarray(result, dtype=float)
-        except (TypeError, ValueError, IndexError, AttributeError, ArithmeticError, NameError) as err:
-            raise Wrong(
-                f"with k = {k} and a 3×4 upstream gradient your function raised {type(err).__name__}: {err}"
-            ) from None
+        what = f"avg_pool_backward(grad_out, {k}) with a 3×4 grad_out"
+        result = number_array(
+            reader_call(avg_pool_backward, upstream.copy(), k, what=what), "what it returns"
+        )
         if result.shape != expected.shape:
             raise Wrong(
                 f"with k = {k} and a 3×4 upstream gradient it returns shape {result.shape}; the gradient "

@@ -173,11 +173,30 @@ def test_parameter_count_and_layer_shapes():
     assert model.training  # tracing does not leave the model in evaluation mode
 
 
-def test_model_lines_finds_the_lines_of_the_model_file(capsys):
-    found = inspection_lines = ins.model_lines(r"nn\.Conv2d\(1, 32", r"nn\.MaxPool2d")
-    assert len(found) == 3 and all("Conv2d" in t or "MaxPool2d" in t for _, t in inspection_lines)
+def test_code_lines_finds_lines_by_the_names_of_what_they_show(capsys):
+    import inspect
+
+    import simplecnn as sc
+
+    found = ins.code_lines(sc.SimpleCNN, "conv1", "pool1", "pool2")
+    assert [t.strip().split("=")[0] for _, t in found] == ["conv1", "pool1", "pool2"]
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 3 and printed[0].startswith("simplecnn.py:")
-    assert ins.model_lines("conv1=", show=False)[0][1].strip().startswith("conv1=nn.Conv2d")
-    with pytest.raises(ValueError, match="no line of simplecnn.py matches"):
-        ins.model_lines("nn.Conv3d")
+    lines = inspect.getsource(sc).splitlines()
+    assert all(lines[number - 1] == text for number, text in found)  # numbers of the file's lines
+    # methods called by name, through a decorator; a statement over two lines is shown whole
+    steps = ins.code_lines(sc.train_epoch, "backward", "step", show=False)
+    assert [t.strip() for _, t in steps] == ["loss.backward()", "optimizer.step()", "scheduler.step()"]
+    assert [t.strip() for _, t in ins.code_lines(sc.evaluate, "eval", show=False)] == ["model.eval()"]
+    assert len(ins.code_lines(sc, "FAST", show=False)) == 2
+    assert len(ins.code_lines(sc.Batches, show=False)) == len(inspect.getsource(sc.Batches).splitlines())
+    with pytest.raises(ValueError, match="SimpleCNN has no conv3"):
+        ins.code_lines(sc.SimpleCNN, "conv3")
+
+
+def test_code_lines_does_not_match_text():
+    """A comment or a string that contains a name is not the name."""
+    import simplecnn as sc
+
+    found = ins.code_lines(sc.SimpleCNN, "MNIST_SHAPE", show=False)
+    assert len(found) == 1 and "check_input" in found[0][1]  # the docstring's table does not count

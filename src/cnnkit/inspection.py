@@ -1,7 +1,8 @@
 """Looking inside a Simple CNN: its shapes and size, its mistakes, its kernels, its feature maps.
 
 * ``layer_shapes`` and ``count_parameters`` check a network's arithmetic (every chapter);
-* ``model_lines`` finds the lines of ``src/simplecnn.py`` that a chapter's idea became;
+* ``code_lines`` shows the lines of ``src/simplecnn.py`` that a chapter's idea became, found by
+  the names of what they show (a layer, a function, a recipe's field);
 
 * ``confusion_matrix``, ``per_class_accuracy`` and ``confident_mistakes`` summarise where a
   classifier goes wrong;
@@ -58,27 +59,51 @@ def layer_shapes(model: nn.Module, input_shape=(1, *MNIST_SHAPE)) -> list[tuple[
     return shapes
 
 
-def model_lines(*patterns: str, show: bool = True) -> list[tuple[int, str]]:
-    """The lines of ``simplecnn.py`` (the course's model file) that match any of the regular
-    expressions ``patterns``, as ``(line number, text)``; printed with their numbers unless
-    ``show=False``. A pattern that matches nothing is a ValueError, so a notebook that points
-    at the model file notices when the file changes."""
+def code_lines(obj, *names: str, show: bool = True) -> list[tuple[int, str]]:
+    """The lines of the course's code that define or use ``names`` inside ``obj`` (a class, a
+    function or a module, such as ``sc.SimpleCNN``, ``sc.train_epoch`` or ``simplecnn``), as
+    ``(line number in its file, text)``; printed unless ``show=False``. A name is a layer or
+    keyword (``conv1=...``), a variable or argument, an attribute or method (``.step()``), or a
+    function or class. Without names, every line of ``obj``. Lines are found by name in the
+    parsed code, not by matching its text, and a name that ``obj`` does not have is a
+    ValueError, so a notebook that points at the model notices when it changes."""
+    import ast
     import inspect
-    import re
+    import textwrap
 
-    import simplecnn
-
-    lines = inspect.getsource(simplecnn).splitlines()
-    found = []
-    for pattern in patterns:
-        hits = [(i, line) for i, line in enumerate(lines, 1) if re.search(pattern, line)]
-        if not hits:
-            raise ValueError(f"no line of simplecnn.py matches {pattern!r}")
-        found += hits
-    found = sorted(set(found))
+    obj = inspect.unwrap(obj)  # past decorators such as torch.inference_mode
+    source, first = inspect.getsourcelines(obj)
+    tree = ast.parse(textwrap.dedent("".join(source)))
+    compound = (ast.FunctionDef, ast.ClassDef, ast.For, ast.While, ast.If, ast.With, ast.Try)
+    wanted = {name: set() for name in names}
+    for statement in ast.walk(tree):
+        if not isinstance(statement, ast.stmt):
+            continue
+        if isinstance(statement, (ast.FunctionDef, ast.ClassDef)) and statement.name in wanted:
+            wanted[statement.name].add(statement.lineno)
+        if isinstance(statement, compound):
+            continue  # its own lines are statements of their own
+        # a short statement is shown whole (a recipe over two lines); a long one by its line
+        span = range(statement.lineno, statement.end_lineno + 1)
+        for node in ast.walk(statement):
+            name = getattr(node, "arg", None) or getattr(node, "id", None) or getattr(node, "attr", None)
+            if name in wanted:
+                wanted[name].update(span if len(span) <= 3 else [node.lineno])
+    for node in ast.walk(tree):  # names in the headers of functions and classes (arguments)
+        if isinstance(node, ast.arguments):
+            for arg in node.args + node.kwonlyargs:
+                if arg.arg in wanted:
+                    wanted[arg.arg].add(arg.lineno)
+    missing = [name for name, lines in wanted.items() if not lines]
+    if missing:
+        raise ValueError(f"{getattr(obj, '__name__', obj)} has no {', '.join(missing)}")
+    numbers = sorted(set().union(*wanted.values())) if names else range(1, len(source) + 1)
+    first = max(first, 1)  # a module starts at line 0 for inspect
+    found = [(first + n - 1, source[n - 1].rstrip("\n")) for n in numbers]
     if show:
+        file = inspect.getsourcefile(obj).rsplit("/", 1)[-1]
         for number, line in found:
-            print(f"simplecnn.py:{number:<4d} {line}")
+            print(f"{file}:{number:<4d} {line}")
     return found
 
 

@@ -26,6 +26,7 @@ from cnnkit.inspection import layer_shapes
 from cnnkit.kernels import kernel_presets
 from cnnkit.mnist import split_indices
 from cnnkit.plots import COLORS
+from cnnkit.scratch import WORKED_POOLING_MAP
 
 OUT = Path(__file__).resolve().parent
 STYLES = ["-", "--", "-.", ":"]
@@ -550,7 +551,7 @@ def conv_multichannel():
 
 def pooling_max_avg():
     """Chapter 2's worked example: 2x2 windows with stride 2, max and average."""
-    x = torch.tensor([[1, 3, 2, 1], [4, 6, 5, 0], [3, 1, 1, 2], [0, 2, 4, 7]], dtype=torch.float32)
+    x = torch.tensor(WORKED_POOLING_MAP, dtype=torch.float32)
     k = 2
     max_out = F.max_pool2d(x[None, None], k, stride=k)[0, 0]
     avg_out = F.avg_pool2d(x[None, None], k, stride=k)[0, 0]

@@ -52,7 +52,14 @@ DATA_SHA256 = "aa00d3ee2bbbc6f4d4bb64f9c0f0914e33a2204fdc030269fa70969746952ec2"
 #: one-cycle schedule over 375 steps of 128 images); its batch size, 128, is in the list.
 LEARNING_RATES = (5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2)
 BATCH_SIZES = (16, 32, 64, 128)
-DEFAULTS = dict(lr=2e-3, batch_size=32, betas=(0.9, 0.999), label_smoothing=FAST.label_smoothing, seed=0)
+DEFAULTS = dict(
+    lr=2e-3,
+    batch_size=32,
+    betas=(0.9, 0.999),
+    label_smoothing=FAST.label_smoothing,  # the course's recipe
+    max_shift=FAST.max_shift,  # the course's recipe: random shifts of up to one pixel
+    seed=0,
+)
 #: Training stops after this many passes over the training digits.
 MAX_EPOCHS = 10
 #: Times (seconds of training) at which the page keeps a copy of the weights and measures it.

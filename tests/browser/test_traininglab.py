@@ -453,6 +453,31 @@ def test_evaluation_mode_gives_pytorchs_outputs(lab_page):
     assert not lab_page.errors, lab_page.errors
 
 
+def test_shifts_move_each_digit_as_sc_random_shift_does(lab_page):
+    """The recipe's augmentation: each digit moves by up to one pixel each way, background comes in."""
+    x = traininglab.standardize(traininglab.read_data()[0][:60])
+    fill = float(x.amin())
+    out = lab_page.evaluate(
+        "([xs, n, fill]) => {"
+        + JS_HELPERS
+        + " const x = f32(xs); SimpleCNNTrain.shiftImages(x, n, 1, SimpleCNNTrain.generator(3), fill); return enc(x); }",
+        [_b64(x.numpy().astype("<f4")), len(x), fill],
+    )
+    out = torch.from_numpy(_f32(out).copy()).reshape(x.shape)
+    padded = nn.functional.pad(x, (1, 1, 1, 1), value=fill)  # as sc.random_shift pads
+    moves = set()
+    for i in range(len(x)):
+        found = [
+            (dy, dx)
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if torch.equal(out[i, 0], padded[i, 0, 1 + dy : 29 + dy, 1 + dx : 29 + dx])
+        ]
+        assert found, f"digit {i} is not a shift of its original"
+        moves.update(found)
+    assert len(moves) == 9  # every move of up to one pixel occurs
+
+
 # ---------------------------------------------------------------------------------------------
 # The lab as a reader uses it
 # ---------------------------------------------------------------------------------------------
@@ -524,6 +549,7 @@ def test_start_pause_draw_and_reset(lab_page):
         lab.locator("button.scnn-pause").is_disabled() and not lab.locator("button.scnn-start").is_disabled()
     )
     assert lab.get_by_role("combobox", name="Learning rate").input_value() == str(LR)
+    assert lab.get_by_role("checkbox", name="Shift each digit by up to 1 pixel").is_checked()
     assert lab.get_by_role("combobox", name="Batch size").input_value() == str(
         traininglab.DEFAULTS["batch_size"]
     )
@@ -558,6 +584,7 @@ def test_start_pause_draw_and_reset(lab_page):
     # a new learning rate and batch size, then on: the counters go on from where they were
     lab.get_by_role("combobox", name="Learning rate").select_option(str(1e-3))
     lab.get_by_role("combobox", name="Batch size").select_option("16")
+    lab.get_by_role("checkbox", name="Shift each digit by up to 1 pixel").uncheck()
     lab.get_by_role("button", name="Start").click()
     _wait(page, "s.steps >= arg", arg=steps + 3)
     # a hidden page pauses

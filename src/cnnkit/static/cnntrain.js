@@ -603,6 +603,23 @@
     return x;
   }
 
+  // Augmentation (chapter 6), as sc.random_shift does it: each of the n images moves by up to
+  // `max` pixels up or down and left or right, chosen at random; the pixels that come in at the
+  // edge are background (`fill`). In place.
+  function shiftImages(x, n, max, random, fill) {
+    var side = 28, copy = new Float32Array(PIXELS);
+    for (var i = 0; i < n; i++) {
+      var dy = Math.floor(random() * (2 * max + 1)) - max, dx = Math.floor(random() * (2 * max + 1)) - max;
+      if (dy === 0 && dx === 0) continue;
+      var img = x.subarray(i * PIXELS, (i + 1) * PIXELS);
+      copy.set(img);
+      for (var r = 0; r < side; r++) for (var c = 0; c < side; c++) {
+        var sr = r + dy, sc = c + dx;
+        img[r * side + c] = sr >= 0 && sr < side && sc >= 0 && sc < side ? copy[sr * side + sc] : fill;
+      }
+    }
+  }
+
   // ---------------------------------------------------------------------------------------------
   // In a Web Worker: the training loop, driven by the page's messages (traininglab.js)
   // ---------------------------------------------------------------------------------------------
@@ -611,7 +628,7 @@
   //  data {pixels, labels, mean, std}       ready {n}
   //  reset {seed, lr, batch, ...}           reset {state}: the initial weights
   //  start, pause                           progress {seen, steps, epoch, clock, losses, kernels}
-  //  settings {lr, batch}                   paused {state, seen, clock, finished}
+  //  settings {lr, batch, shift}            paused {state, seen, clock, finished}
   //  snapshot {id}                          snapshot {id, state, seen, clock, milestone}
   //  evaluate {id, state}                   accuracy {id, accuracy, ms}
   //
@@ -632,12 +649,12 @@
     var handlers = {
       data: function (m) {
         var table = standardTable(m.mean, m.std);
-        data = { x: standardize(m.pixels, table), labels: m.labels, n: m.labels.length };
+        data = { x: standardize(m.pixels, table), labels: m.labels, n: m.labels.length, background: table[0] };
         post({ type: "ready", n: data.n });
       },
       reset: function (m) {
         running = false;
-        settings = { batch: m.batch, maxEpochs: m.maxEpochs || Infinity, milestones: m.milestones || [] };
+        settings = { batch: m.batch, shift: m.shift || 0, maxEpochs: m.maxEpochs || Infinity, milestones: m.milestones || [] };
         net = createNet(m.seed, { lr: m.lr, betas: m.betas, labelSmoothing: m.labelSmoothing });
         order = null; cursor = 0; seen = 0; steps = 0; epoch = 0; clock = 0; losses = []; correct = 0; nextMilestone = 0;
         var state = snapshot();
@@ -646,6 +663,7 @@
       settings: function (m) {
         if (m.lr) net.adam.lr = m.lr;
         if (m.batch) settings.batch = m.batch;
+        if (m.shift !== undefined) settings.shift = m.shift;
       },
       start: function () {
         if (running || !net || !data) return;
@@ -698,6 +716,7 @@
         xb.set(data.x.subarray(k * PIXELS, (k + 1) * PIXELS), b * PIXELS);
         yb[b] = data.labels[k];
       }
+      if (settings.shift) shiftImages(xb, B, settings.shift, net.random, data.background);
       cursor += B;
     }
 
@@ -737,7 +756,7 @@
   return {
     generator: generator, createNet: createNet, trainStep: trainStep, forward: forward, backward: backward,
     adamStep: adamStep, evaluate: evaluate, accuracy: accuracy, exportState: exportState, importState: importState,
-    inferenceModel: inferenceModel, standardTable: standardTable, standardize: standardize, serve: serve,
+    inferenceModel: inferenceModel, standardTable: standardTable, standardize: standardize, shiftImages: shiftImages, serve: serve,
     matmulNT: matmulNT, PARAMETERS: PARAMETERS, BUFFERS: BUFFERS,
   };
 });

@@ -126,7 +126,8 @@ window.SimpleCNNTrainingLab = (function () {
     var colors = data.colors, k = data.constants, G = k.grid, RADIUS = 4.2;
     var state = { ready: false, status: "loading", running: false, finished: false, seen: 0, steps: 0, epoch: 0, clock: 0,
                   imagesPerSecond: 0, losses: [], accuracy: [], milestones: {}, evaluations: 0, evalMs: null,
-                  prediction: null, probs: null, drawVersion: 0, error: null, lr: data.defaults.lr, batch: data.defaults.batch_size };
+                  prediction: null, probs: null, drawVersion: 0, error: null, lr: data.defaults.lr, batch: data.defaults.batch_size,
+                  shift: data.defaults.max_shift };
     var trainer = null, evaluator = null, digits = null, evalBusy = false, evalQueue = [], lastEval = -Infinity, waiting = false;
     var model = null, weights = null, kernels = null, startKernels = null, nextId = 1, generation = 0, awaitingReset = true;
 
@@ -147,9 +148,13 @@ window.SimpleCNNTrainingLab = (function () {
       if (b === data.defaults.batch_size) o.selected = true;
       batchSelect.appendChild(o);
     });
+    var shiftBox = el("input", { type: "checkbox", id: uid + "-shift", "class": "scnn-shift" });
+    shiftBox.checked = data.defaults.max_shift > 0;
     var controls = el("div", { "class": "scnn-controls" }, [startButton, pauseButton, resetButton,
       el("label", { "for": uid + "-lr" }, ["Learning rate "]), lrSelect,
-      el("label", { "for": uid + "-batch" }, ["Batch size "]), batchSelect]);
+      el("label", { "for": uid + "-batch" }, ["Batch size "]), batchSelect,
+      el("span", { "class": "scnn-check" }, [shiftBox, el("label", { "for": uid + "-shift" },
+        [" Shift each digit by up to " + Math.max(1, data.defaults.max_shift) + " pixel"])])]);
     var message = el("p", { "class": "scnn-message", role: "status", "aria-live": "polite", text: "Unpacking the digits…" });
     var counters = el("p", { "class": "scnn-counters" });
     var lossCanvas = el("canvas", { "class": "scnn-chart scnn-loss", width: 360, height: 190, role: "img",
@@ -338,7 +343,7 @@ window.SimpleCNNTrainingLab = (function () {
       evalQueue = []; waiting = false; generation += 1; awaitingReset = true;
       drawSection.hidden = true;
       buttons();
-      trainer.postMessage({ type: "reset", seed: data.defaults.seed, lr: state.lr, batch: state.batch, betas: data.defaults.betas,
+      trainer.postMessage({ type: "reset", seed: data.defaults.seed, lr: state.lr, batch: state.batch, shift: state.shift, betas: data.defaults.betas,
                             labelSmoothing: data.defaults.label_smoothing, maxEpochs: data.max_epochs, milestones: data.milestones });
     }
 
@@ -360,6 +365,10 @@ window.SimpleCNNTrainingLab = (function () {
     lrSelect.addEventListener("change", function () {
       state.lr = +lrSelect.value;
       if (trainer) trainer.postMessage({ type: "settings", lr: state.lr });
+    });
+    shiftBox.addEventListener("change", function () {
+      state.shift = shiftBox.checked ? Math.max(1, data.defaults.max_shift) : 0;
+      if (trainer) trainer.postMessage({ type: "settings", shift: state.shift });
     });
     batchSelect.addEventListener("change", function () {
       state.batch = +batchSelect.value;

@@ -5,23 +5,19 @@ The checks compare the reader's functions with PyTorch's (``F.softplus``, autogr
 check takes milliseconds.
 """
 
+import functools
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnkit.exercises import Wrong, answered, exercise, reader_call, real_number
+from cnnkit.exercises import Wrong, answered, exercise, reader_call, real_number, tensor
 
 NOTEBOOK = "03-activations"
 
 
-def _tensor(value, what: str) -> torch.Tensor:
-    value = answered(value, what)
-    try:
-        return torch.as_tensor(value, dtype=torch.float32)
-    except (TypeError, ValueError, RuntimeError):
-        raise Wrong(f"{what} should be a tensor of numbers; got {type(value).__name__}.") from None
+_tensor = functools.partial(tensor, dtype=torch.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -43,43 +39,13 @@ def _tensor(value, what: str) -> torch.Tensor:
         def softplus_grad(x):
             return torch.sigmoid(x)  # e^x / (1 + e^x) = 1 / (1 + e^-x)
     """,
-    wrong=[
-        """
-        def softplus(x):
-            return torch.log(1 + torch.exp(x))
-
-        def softplus_grad(x):
-            return torch.sigmoid(x)
-        """,
-        """
-        def softplus(x):
-            return torch.log1p(torch.exp(-x.abs())) + x.clamp(min=0)
-
-        def softplus_grad(x):
-            return torch.exp(x) / (1 + torch.exp(x))
-        """,
-        """
-        def softplus(x):
-            return torch.log1p(torch.exp(-x.abs())) + x.clamp(min=0)
-
-        def softplus_grad(x):
-            return (x > 0).float()
-        """,
-        """
-        def softplus(x):
-            return x.clamp(min=0)
-
-        def softplus_grad(x):
-            return torch.sigmoid(x)
-        """,
-        """
-        def softplus(x):
-            return torch.log1p(torch.exp(-x.abs())) + x.clamp(min=0)
-
-        def softplus_grad(x):
-            return torch.sigmoid(x) * (1 - torch.sigmoid(x))
-        """,
-    ],
+    mistakes={
+        "naive": ("log1p(torch.exp(-x.abs())) + x.clamp(min=0)", "log(1 + torch.exp(x))", "e^100 overflows"),
+        "naive slope": ("sigmoid(x)", "exp(x) / (1 + torch.exp(x))", "softplus_grad(100) is not a number"),
+        "ReLU's slope": ("torch.sigmoid(x)", "(x > 0).float()", "that is ReLU's derivative"),
+        "ReLU": ("torch.log1p(torch.exp(-x.abs())) + ", "", "softplus(0) gives 0"),
+        "sigmoid's slope": ("sigmoid(x)", "sigmoid(x) * (1 - torch.sigmoid(x))", "that is σ(x)(1 − σ(x))"),
+    },
 )
 def _(softplus, softplus_grad):
     x = torch.arange(-200, 201) / 10  # -20 to 20 in steps of 0.1, with 0 itself
@@ -145,11 +111,11 @@ def _(softplus, softplus_grad):
     "value, then take ten such factors.",
     solution="largest_factor = 0.25**10",
     wrong=[
-        "largest_factor = 0.25",
-        "largest_factor = 0.25 * 10",
-        "largest_factor = 4**10",
-        "largest_factor = 0.5**10",
-        "largest_factor = 1.0",
+        ("largest_factor = 0.25", "is the bound for one layer"),
+        ("largest_factor = 0.25 * 10", "adds the factors"),
+        ("largest_factor = 4**10", "how many times smaller the gradient gets"),
+        ("largest_factor = 0.5**10", "0.5 is σ(0), the sigmoid's value"),
+        ("largest_factor = 1.0", "would not shrink the gradient at all"),
     ],
 )
 def _(largest_factor):
@@ -190,13 +156,13 @@ def _(largest_factor):
         def collapse(W1, b1, W2, b2):
             return W2 @ W1, W2 @ b1 + b2
     """,
-    wrong=[
-        "def collapse(W1, b1, W2, b2):\n    return W1 @ W2, W2 @ b1 + b2",
-        "def collapse(W1, b1, W2, b2):\n    return W2 @ W1, b1 + b2",
-        "def collapse(W1, b1, W2, b2):\n    return W2 @ W1, b2",
-        "def collapse(W1, b1, W2, b2):\n    return W2 @ W1, W2 @ b1",
-        "def collapse(W1, b1, W2, b2):\n    return W2 @ W1",
-    ],
+    mistakes={
+        "W1 W2": ("W2 @ W1,", "W1 @ W2,", "mat1 and mat2 shapes cannot be multiplied"),
+        "b1 + b2": ("W2 @ b1 + b2", "b1 + b2", "must match the size of tensor b"),
+        "b2 alone": ("W2 @ b1 + b2", "b2", "b misses W2 b1"),
+        "no b2": ("W2 @ b1 + b2", "W2 @ b1", "b misses b2"),
+        "no b": (", W2 @ b1 + b2", "", "collapse should return two things"),
+    },
 )
 def _(collapse):
     with torch.random.fork_rng():
@@ -251,14 +217,14 @@ def _fan_in(shape) -> int:
         default_bound = 1 / fan_in**0.5
         he_std = (2 / fan_in) ** 0.5
     """,
-    wrong=[
-        "default_bound = 1 / 32**0.5\nhe_std = (2 / 32) ** 0.5",
-        "default_bound = 1 / (64 * 25) ** 0.5\nhe_std = (2 / (64 * 25)) ** 0.5",
-        "default_bound = (6 / 800) ** 0.5\nhe_std = (2 / 800) ** 0.5",
-        "default_bound = 1 / 2400**0.5\nhe_std = (2 / 800) ** 0.5",
-        "default_bound = 1 / 800**0.5\nhe_std = (1 / 800) ** 0.5",
-        "default_bound = 1 / 800**0.5\nhe_std = 2 / 800",
-    ],
+    mistakes={
+        "input channels only": ("32 * 5 * 5", "32", "counts the input channels only"),
+        "fan_out": ("32 * 5 * 5", "64 * 5 * 5", "uses fan_out"),
+        "He's uniform bound": ("1 / fan_in**0.5", "(6 / fan_in) ** 0.5", "the bound of He's uniform version"),
+        "b/√3": ("1 / fan_in**0.5", "1 / (3 * fan_in) ** 0.5", "the standard deviation of U(−b, b)"),
+        "no ReLU factor": ("(2 / fan_in)", "(1 / fan_in)", "a ReLU zeroes half of it"),
+        "the variance": ("(2 / fan_in) ** 0.5", "2 / fan_in", "2/fan_in is He's variance"),
+    },
 )
 def _(default_bound, he_std):
     with torch.random.fork_rng():
@@ -323,14 +289,14 @@ def _signal_ratio(weights) -> float:
             fan_in = math.prod(shape[1:])  # inputs per output unit
             return torch.randn(shape) * math.sqrt(2 / fan_in)
     """,
-    wrong=[
-        "def he_weights(shape):\n    return torch.randn(shape) * (2 / shape[1]) ** 0.5",
-        "def he_weights(shape):\n    return torch.randn(shape) * (2 / shape[0]) ** 0.5",
-        "def he_weights(shape):\n    return torch.randn(shape) * 0.01",
-        "import math\n\ndef he_weights(shape):\n    return torch.randn(shape) / math.sqrt(math.prod(shape[1:]))",
-        "import math\n\ndef he_weights(shape):\n    return torch.randn(shape) * 2 / math.prod(shape[1:])",
-        "import math\n\ndef he_weights(shape):\n    return torch.randn(shape[::-1]) * math.sqrt(2 / math.prod(shape[1:]))",
-    ],
+    mistakes={
+        "in_channels only": ("math.prod(shape[1:])", "shape[1]", "√(2/32): 32 is the input channels only"),
+        "fan_out": ("math.prod(shape[1:])", "shape[0]", "√(2/512): 512 is the number of outputs"),
+        "a fixed scale": ("math.sqrt(2 / fan_in)", "0.01", "the standard deviation is 0.01"),
+        "no ReLU factor": ("2 / fan_in", "1 / fan_in", "standard deviation √(1/fan_in)"),
+        "the variance": ("math.sqrt(2 / fan_in)", "2 / fan_in", "is 2/fan_in, He's variance"),
+        "the shape reversed": ("randn(shape)", "randn(shape[::-1])", "has shape (1024, 512)"),
+    },
 )
 def _(he_weights):
     def draw(shape, seed=1):
@@ -363,7 +329,8 @@ def _(he_weights):
                 what = "the number of outputs" if name == "fan_out" else "the input channels only"
                 raise Wrong(
                     f"for {kind} of shape {shape} the standard deviation is √(2/{fan}): {fan} is {what}. "
-                    f"fan_in is every size but the first, {' × '.join(map(str, shape[1:]))} = {fans['fan_in']}."
+                    f"fan_in is every size but the first: {' × '.join(map(str, shape[1:]))}"
+                    + (f" = {fans['fan_in']}." if len(shape) > 2 else ".")
                 )
         if math.isclose(std, math.sqrt(1 / fans["fan_in"]), rel_tol=0.05):
             raise Wrong(

@@ -197,3 +197,12 @@ def test_reference_search_sharpness_aware_step_uses_the_gradient_uphill():
     # momentum is back for the next step
     assert torch.allclose(model[1].running_mean, 0.1 * first_mean, atol=1e-6)
     assert model[1].momentum == 0.1
+
+
+def test_compare_checkouts_times_both_and_gives_the_ratio(capsys):
+    module = load_bench("compare_checkouts")
+    root = Path(__file__).resolve().parents[1]
+    assert module.main([str(root), "--seeds", "0", "--threads", "1", "--train-subset", "384"]) == 0
+    out = capsys.readouterr().out
+    assert len(re.findall(r"seed 0  (this|other)\s+[\d.]+ s/epoch  test [\d.]+%", out)) == 2
+    assert re.search(r"this / other = [\d.]+", out) and "logical CPUs" in out.splitlines()[0]

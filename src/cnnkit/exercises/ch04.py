@@ -5,22 +5,19 @@ autograd), and the best confidence under label smoothing from the gradient of Py
 loss, so no answer is typed into a check.
 """
 
+import functools
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnkit.exercises import Wrong, answered, exercise, reader_call, real_number
+from cnnkit.exercises import Wrong, exercise, reader_call, real_number, tensor
 
 NOTEBOOK = "04-loss"
 
 
-def _tensor(value, what: str) -> torch.Tensor:
-    value = answered(value, what)
-    if not isinstance(value, torch.Tensor):
-        raise Wrong(f"{what} should be a tensor; got {type(value).__name__}.")
-    return value.detach().to(torch.float64)
+_tensor = functools.partial(tensor, dtype=torch.float64)
 
 
 def _close(value: float, target: float, tol: float = 1e-3) -> bool:
@@ -37,13 +34,13 @@ def _close(value: float, target: float, tol: float = 1e-3) -> bool:
 
         loss = math.log(math.exp(2) + math.exp(1) + math.exp(0)) - 2
     """,
-    wrong=[
-        "import math\nloss = math.log(math.exp(2) + math.exp(1) + math.exp(0))",
-        "import math\nloss = math.exp(2) / (math.exp(2) + math.exp(1) + math.exp(0))",
-        "import math\nloss = 2 - math.log(math.exp(2) + math.exp(1) + math.exp(0))",
-        "import math\nloss = -math.log10(math.exp(2) / (math.exp(2) + math.exp(1) + math.exp(0)))",
-        "import math\nloss = math.log(math.exp(2) + math.exp(1) + math.exp(0)) - 1",
-    ],
+    mistakes={
+        "log-sum-exp": (") - 2", ")", "is log Σ e^z, the log-sum-exp"),
+        "p itself": (("math.log(", ") - 2"), ("math.exp(2) / (", ")"), "is the probability of class 0"),
+        "sign flipped": (("loss = ", " - 2"), ("loss = 2 - ", ""), "the sign is flipped"),
+        "log base 10": (("math.log(", ") - 2"), ("-math.log10(math.exp(2) / (", "))"), "uses log base 10"),
+        "another class": ("- 2", "- 1", "would be the loss if the true class were 1"),
+    },
 )
 def _(loss):
     value = real_number(loss, "loss")
@@ -79,13 +76,13 @@ def _(loss):
             t = F.one_hot(y, logits.shape[1])
             return (p - t) / len(y)
     """,
-    wrong=[
-        "def cross_entropy_grad(logits, y):\n    return torch.softmax(logits, dim=1) - F.one_hot(y, logits.shape[1])",
-        "def cross_entropy_grad(logits, y):\n    return (F.one_hot(y, logits.shape[1]) - torch.softmax(logits, dim=1)) / len(y)",
-        "def cross_entropy_grad(logits, y):\n    return (torch.softmax(logits, dim=0) - F.one_hot(y, logits.shape[1])) / len(y)",
-        "def cross_entropy_grad(logits, y):\n    return torch.softmax(logits, dim=1) / len(y)",
-        "def cross_entropy_grad(logits, y):\n    return (torch.softmax(logits, dim=1) - F.one_hot(y, logits.shape[1])).mean(0)",
-    ],
+    mistakes={
+        "no mean": ("(p - t) / len(y)", "p - t", "8 times too large"),
+        "t − p": ("(p - t)", "(t - p)", "the sign is flipped"),
+        "softmax over the batch": ("dim=1", "dim=0", "the softmax runs over the batch"),
+        "no target": ("(p - t)", "p", "that is p / N"),
+        "mean over the batch": ("(p - t) / len(y)", "(p - t).mean(0)", "the gradient has shape (10,)"),
+    },
 )
 def _(cross_entropy_grad):
     generator = torch.Generator().manual_seed(4)
@@ -108,7 +105,8 @@ def _(cross_entropy_grad):
         raise Wrong(f"{len(y)} times too large: the loss is the mean over the batch, so divide by N.")
     if torch.allclose(grad, -expected, atol=1e-6):
         raise Wrong("the sign is flipped: the gradient is p − t, positive on the wrong classes.")
-    if torch.allclose(grad.sum(0), torch.zeros(10, dtype=torch.float64), atol=1e-6):
+    one_hot = F.one_hot(y, 10).double()
+    if torch.allclose(grad, (torch.softmax(logits.double(), 0) - one_hot) / len(y), atol=1e-6):
         raise Wrong(
             "the softmax runs over the batch (dim 0); each example's probabilities are a row (dim=1)."
         )
@@ -127,11 +125,13 @@ def _(cross_entropy_grad):
     "the sum by the number of classes C = 3.",
     solution="hinge = (max(0, 1 - 3 + 2.5) + max(0, 1 - 3 - 1)) / 3",
     wrong=[
-        "hinge = max(0, 1 - 3 + 2.5) + max(0, 1 - 3 - 1)",
-        "hinge = (max(0, 1 - 3 + 2.5) + max(0, 1 - 3 - 1)) / 2",
-        "hinge = ((1 - 3 + 2.5) + (1 - 3 - 1)) / 3",
-        "hinge = (max(0, -3 + 2.5) + max(0, -3 - 1)) / 3",
+        ("hinge = ((1 - 3 + 2.5) + (1 - 3 - 1)) / 3", "not a negative amount: max(0, ·)"),
+        ("hinge = (max(0, -3 + 2.5) + max(0, -3 - 1)) / 3", "0 would mean every class clears the margin"),
     ],
+    mistakes={
+        "the sum": (") / 3", ")", "is the sum of the charges"),
+        "C − 1": ("/ 3", "/ 2", "divides by C − 1 = 2"),
+    },
 )
 def _(hinge):
     value = real_number(hinge, "hinge")
@@ -170,18 +170,14 @@ def _(hinge):
             one_hot = F.one_hot(y, num_classes).float()
             return (1 - eps) * one_hot + eps / num_classes
     """,
-    wrong=[
-        """
-        def smooth_targets(y, num_classes, eps):
-            one_hot = F.one_hot(y, num_classes).float()
-            return (1 - eps) * one_hot + eps / (num_classes - 1) * (1 - one_hot)
-        """,
-        "def smooth_targets(y, num_classes, eps):\n    return (1 - eps) * F.one_hot(y, num_classes).float()",
-        "def smooth_targets(y, num_classes, eps):\n    return (1 - eps) * F.one_hot(y, num_classes).float() + eps",
-        "def smooth_targets(y, num_classes, eps):\n    return F.one_hot(y, num_classes).float() + eps / num_classes",
-        "def smooth_targets(y, num_classes, eps):\n    return (1 - eps) * F.one_hot(y).float() + eps / num_classes",
-        "def smooth_targets(y, num_classes, eps):\n    return torch.full((len(y), num_classes), 1 / num_classes)",
-    ],
+    mistakes={
+        "others": ("eps / num_classes", "eps / (num_classes - 1) * (1 - one_hot)", "you spread ε over"),
+        "no ε": (" + eps / num_classes", "", "each row sums to 0.9"),
+        "ε everywhere": ("eps / num_classes", "eps", "each row sums to 1.9"),
+        "no 1 − ε": ("(1 - eps) * one_hot", "one_hot", "each row sums to 1.1"),
+        "one_hot without C": ("F.one_hot(y, num_classes)", "F.one_hot(y)", "have shape (4, 8)"),
+        "uniform": ("(1 - eps) * one_hot + eps", "0 * one_hot + 1", "every class gets 1/C"),
+    },
 )
 def _(smooth_targets):
     for y, classes, eps in ((torch.tensor([0, 3, 7, 3]), 10, 0.1), (torch.tensor([2, 0]), 3, 0.3)):
@@ -253,13 +249,13 @@ def _smoothing_optimum(classes: int, eps: float) -> tuple[float, float]:
         best_p = 1 - eps + eps / classes
         best_gap = math.log(best_p / (eps / classes))
     """,
-    wrong=[
-        "import math\nbest_p = 0.9\nbest_gap = math.log(0.901 / 0.001)",
-        "import math\nbest_p = 0.91\nbest_gap = math.log(91)",
-        "best_p = 1.0\nbest_gap = float('inf')",
-        "best_p = 0.901\nbest_gap = 0.901 / 0.001",
-        "import math\nbest_p = 0.901\nbest_gap = math.log(0.901 / 0.099)",
-    ],
+    wrong=[("best_p = 1.0\nbest_gap = float('inf')", "1 is what plain cross-entropy pushes towards")],
+    mistakes={
+        "1 − ε": ("1 - eps + eps / classes", "1 - eps", "is 1 − ε, but the true class"),
+        "MNIST's": ("eps, classes = 0.1, 100", "eps, classes = 0.1, 10", "0.91 is MNIST's value"),
+        "the ratio": ("math.log(best_p", "(best_p", "is the ratio of the two probabilities"),
+        "all the others": ("(eps / classes))", "(1 - best_p))", "with all the others together"),
+    },
 )
 def _(best_p, best_gap):
     eps, classes = 0.1, 100

@@ -69,33 +69,13 @@ def _run_update(update) -> tuple[torch.Tensor, dict]:
             state["v"] = momentum * state.get("v", torch.zeros_like(g)) + g  # the velocity
             return lr * (g + momentum * state["v"])  # look ahead along the new velocity
     """,
-    wrong=[
-        """
-        def nesterov_update(g, state, lr, momentum):
-            state["v"] = momentum * state.get("v", torch.zeros_like(g)) + g
-            return lr * state["v"]
-        """,
-        """
-        def nesterov_update(g, state, lr, momentum):
-            state["v"] = momentum * state.get("v", torch.zeros_like(g)) + g
-            return lr * momentum * state["v"]
-        """,
-        """
-        def nesterov_update(g, state, lr, momentum):
-            state["v"] = momentum * state.get("v", torch.zeros_like(g)) + g
-            return g + momentum * state["v"]
-        """,
-        """
-        def nesterov_update(g, state, lr, momentum):
-            v = momentum * torch.zeros_like(g) + g
-            return lr * (g + momentum * v)
-        """,
-        """
-        def nesterov_update(g, state, lr, momentum):
-            state["v"] = momentum * state.get("v", torch.zeros_like(g)) + (1 - momentum) * g
-            return lr * (g + momentum * state["v"])
-        """,
-    ],
+    mistakes={
+        "classical": ('lr * (g + momentum * state["v"])', 'lr * state["v"]', "that is classical momentum"),
+        "no gradient": ('(g + momentum * state["v"])', 'momentum * state["v"]', "the step is β·v only"),
+        "no lr": ("lr * (", "(", "the steps are 1/lr times too large"),
+        "fresh": ('state["v"] = momentum', 'state = {}\n    state["v"] = momentum', "state is still empty"),
+        "dampened": (" + g  #", " + (1 - momentum) * g  #", "the velocity adds (1 − β)·g"),
+    },
 )
 def _(nesterov_update):
     if not callable(answered(nesterov_update, "nesterov_update")):
@@ -147,7 +127,13 @@ def _gd_final(lr: float, steps: int = 400) -> float:
     hint="one step multiplies each coordinate by (1 − η·curvature); it must shrink in both "
     "directions, |1 − η·λ| < 1, and the steeper direction gives the tighter limit.",
     solution="lr_max = 2 / 50",
-    wrong=["lr_max = 2 / 4", "lr_max = 1 / 50", "lr_max = 2 / 54", "lr_max = 0.03", "lr_max = 2 / 30"],
+    wrong=[
+        ("lr_max = 2 / 4", "is the limit for w1 alone"),
+        ("lr_max = 1 / 50", "reaches w2 = 0 in one step"),
+        ("lr_max = 2 / 54", "the directions do not add up"),
+        ("lr_max = 0.03", "converges, but larger rates do too"),
+        ("lr_max = 2 / 30", "the limit of the notebook's function"),
+    ],
 )
 def _(lr_max):
     lr = float(answered(lr_max, "lr_max"))
@@ -203,11 +189,11 @@ def _first_steps(make_optimizer) -> torch.Tensor:
         rmsprop_step = 0.01 / (1 - 0.99) ** 0.5  # g / sqrt(0.01 g^2) = 10 sign(g)
     """,
     wrong=[
-        "adam_step = 0.001\nrmsprop_step = 0.1",
-        "adam_step = 0.01 * 0.1 / 0.001 ** 0.5\nrmsprop_step = 0.1",
-        "adam_step = 0.01\nrmsprop_step = 0.01",
-        "adam_step = 0.01\nrmsprop_step = 1.0",
-        "adam_step = 0.01\nrmsprop_step = 0.01 / 0.99 ** 0.5",
+        ("adam_step = 0.001\nrmsprop_step = 0.1", "without bias correction of m alone"),
+        ("adam_step = 0.01 * 0.1 / 0.001 ** 0.5\nrmsprop_step = 0.1", "is the step without bias correction;"),
+        ("adam_step = 0.01\nrmsprop_step = 0.01", "RMSProp has none"),
+        ("adam_step = 0.01\nrmsprop_step = 1.0", "RMSProp's first step is η·g/√((1 − α)·g²)"),
+        ("adam_step = 0.01\nrmsprop_step = 0.01 / 0.99 ** 0.5", "gets weight 1 − α = 0.01 in the average"),
     ],
 )
 def _(adam_step, rmsprop_step):
@@ -282,59 +268,17 @@ def _close(a, b) -> bool:
                 a, b, f = peak, end, (step - t_peak) / (total - 1 - t_peak)
             return a + (b - a) * (1 - math.cos(math.pi * f)) / 2
     """,
-    wrong=[
-        """
-        def one_cycle(step, total, peak, warmup):
-            start, end = peak / 25, peak / 25 / 1e4
-            t_peak = warmup * total - 1
-            if step <= t_peak:
-                return start + (peak - start) * step / t_peak
-            return peak + (end - peak) * (step - t_peak) / (total - 1 - t_peak)
-        """,
-        """
-        import math
-
-        def one_cycle(step, total, peak, warmup):
-            end = peak / 25 / 1e4
-            return end + (peak - end) * (1 + math.cos(math.pi * step / (total - 1))) / 2
-        """,
-        """
-        import math
-
-        def one_cycle(step, total, peak, warmup):
-            start = peak / 25
-            t_peak = warmup * total - 1
-            if step <= t_peak:
-                a, b, f = start, peak, step / t_peak
-            else:
-                a, b, f = peak, start, (step - t_peak) / (total - 1 - t_peak)
-            return a + (b - a) * (1 - math.cos(math.pi * f)) / 2
-        """,
-        """
-        import math
-
-        def one_cycle(step, total, peak, warmup):
-            start, end = peak / 25, peak / 25 / 1e4
-            t_peak = warmup * total
-            if step <= t_peak:
-                a, b, f = start, peak, step / t_peak
-            else:
-                a, b, f = peak, end, (step - t_peak) / (total - t_peak)
-            return a + (b - a) * (1 - math.cos(math.pi * f)) / 2
-        """,
-        """
-        import math
-
-        def one_cycle(step, total, peak, warmup):
-            start, end = peak / 25, peak / 25 / 1e4
-            t_peak = warmup * total - 1
-            if step <= t_peak:
-                a, b, f = start, peak, step / t_peak
-            else:
-                a, b, f = peak, end, (step - t_peak) / (total - 1 - t_peak)
-            return a + (b - a) * (1 + math.cos(math.pi * f)) / 2
-        """,
-    ],
+    mistakes={
+        "linear": ("(1 - math.cos(math.pi * f)) / 2", "f", "your schedule is linear"),
+        "no warmup": (
+            ("step <= t_peak", "(step - t_peak) / (total - 1 - t_peak)"),
+            ("step < 0", "step / (total - 1)"),
+            "step 0 gives 0.01; the schedule starts at peak / 25",
+        ),
+        "back to the start": ("peak / 25 / 1e4", "peak / 25", "the schedule ends at peak / 25 / 10⁴"),
+        "peak one step late": ("warmup * total - 1", "warmup * total", "your peak is at step 25"),
+        "upside down": ("(1 - math.cos", "(1 + math.cos", "step 0 gives 0.01; the schedule starts"),
+    },
 )
 def _(one_cycle):
     if not callable(answered(one_cycle, "one_cycle")):

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 import simplecnn as sc
-from cnnkit.exercises import Wrong, answered, exercise, real_number, whole_number
+from cnnkit.exercises import Wrong, answered, exercise, function, real_number, variants, whole_number
 
 NOTEBOOK = "06-regularization"
 
@@ -43,40 +43,16 @@ def _as_tensor(value, what: str, like: torch.Tensor) -> torch.Tensor:
             keep = torch.rand_like(x) >= p  # kept with probability 1 - p
             return x * keep  # no scaling in training
     """,
-    wrong=[
-        """
-        def dropout_old(x, p, training):
-            if not training:
-                return x
-            return x * (torch.rand_like(x) >= p)
-        """,
-        """
-        def dropout_old(x, p, training):
-            if not training:
-                return x * (1 - p)
-            return x * (torch.rand_like(x) >= p) / (1 - p)
-        """,
-        """
-        def dropout_old(x, p, training):
-            if not training:
-                return x * p
-            return x * (torch.rand_like(x) < p)
-        """,
-        """
-        def dropout_old(x, p, training):
-            if not training:
-                return x * (1 - p)
-            return x * (torch.rand_like(x) < p)
-        """,
-        """
-        def dropout_old(x, p, training):
-            return x * (1 - p)
-        """,
-    ],
+    mistakes={
+        "no correction": ("return x * (1 - p)", "return x", "evaluation returns x"),
+        "inverted": ("return x * keep", "return x * keep / (1 - p)", "that is inverted dropout"),
+        "p kept": (("x * (1 - p)", ">= p"), ("x * p", "< p"), "training dropped 70.0% of the values"),
+        "1 − p dropped": (">= p", "< p", "training dropped 70.0% of the values"),
+        "not random": ("if not training:\n        return", "return", "training mode gives the same output"),
+    },
 )
 def _(dropout_old):
-    if not callable(answered(dropout_old, "dropout_old")):
-        raise Wrong("dropout_old should be a function (x, p, training) -> tensor.")
+    function(dropout_old, "dropout_old(x, p, training)")
     p = 0.3
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -141,11 +117,11 @@ def _batch_norm_counts() -> tuple[int, int, list[int]]:
         running = 2 * (32 + 64)  # running mean and running variance per channel
     """,
     wrong=[
-        "learned = 2 * 64\nrunning = 2 * 64",
-        "learned = 32 + 64\nrunning = 32 + 64",
-        "learned = 2 * (32 + 64)\nrunning = 2 * (32 + 64) + 2",
-        "learned = 4 * (32 + 64)\nrunning = 0",
-        "learned = 2 * (1 + 32)\nrunning = 2 * (1 + 32)",
+        ("learned = 2 * 64\nrunning = 2 * 64", "counts bn2 only"),
+        ("learned = 32 + 64\nrunning = 32 + 64", "is one number per channel"),
+        ("learned = 2 * (32 + 64)\nrunning = 2 * (32 + 64) + 2", "num_batches_tracked is a counter"),
+        ("learned = 4 * (32 + 64)\nrunning = 0", "not learned by gradient descent: they are buffers"),
+        ("learned = 2 * (1 + 32)\nrunning = 2 * (1 + 32)", "one γ and β per output channel"),
     ],
 )
 def _(learned, running):
@@ -222,55 +198,16 @@ def _fold(conv, bn, mistake=None):
                 folded.bias.copy_(a * conv.bias + c)
             return folded
     """,
-    wrong=[
-        """
-        def fold_batch_norm(conv, bn):
-            a = bn.weight / torch.sqrt(bn.running_var)
-            c = bn.bias - a * bn.running_mean
-            folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size)
-            with torch.no_grad():
-                folded.weight.copy_(conv.weight * a[:, None, None, None])
-                folded.bias.copy_(a * conv.bias + c)
-            return folded
-        """,
-        """
-        def fold_batch_norm(conv, bn):
-            a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            c = bn.bias - a * bn.running_mean
-            folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size)
-            with torch.no_grad():
-                folded.weight.copy_(conv.weight * a[:, None, None, None])
-                folded.bias.copy_(conv.bias + c)
-            return folded
-        """,
-        """
-        def fold_batch_norm(conv, bn):
-            a = bn.weight / (bn.running_var + bn.eps)
-            c = bn.bias - a * bn.running_mean
-            folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size)
-            with torch.no_grad():
-                folded.weight.copy_(conv.weight * a[:, None, None, None])
-                folded.bias.copy_(a * conv.bias + c)
-            return folded
-        """,
-        """
-        def fold_batch_norm(conv, bn):
-            a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size)
-            with torch.no_grad():
-                folded.weight.copy_(conv.weight * a[:, None, None, None])
-                folded.bias.copy_(conv.bias)
-            return folded
-        """,
-        """
-        def fold_batch_norm(conv, bn):
-            return conv
-        """,
-    ],
+    wrong=[("def fold_batch_norm(conv, bn):\n    return conv", "that computes conv(x) alone")],
+    mistakes={
+        "no eps": (" + bn.eps", "", "the eps is missing"),
+        "bias unscaled": ("a * conv.bias + c", "conv.bias + c", "the new bias is a·b + c, not b + c"),
+        "the variance": ("torch.sqrt(", "(", "not by the variance"),
+        "no shift": ("a * conv.bias + c", "conv.bias", "each channel is off by a constant"),
+    },
 )
 def _(fold_batch_norm):
-    if not callable(answered(fold_batch_norm, "fold_batch_norm")):
-        raise Wrong("fold_batch_norm should be a function (conv, bn) -> nn.Conv2d.")
+    function(fold_batch_norm, "fold_batch_norm(conv, bn)")
     conv, bn, x = _conv_and_bn()
     with torch.no_grad():
         expected = bn(conv(x))
@@ -346,11 +283,11 @@ def _shifted_versions(max_shift: int) -> tuple[int, float]:
         p_unmoved = 1 / versions  # dx = 0 and dy = 0
     """,
     wrong=[
-        "versions = 5\np_unmoved = 1 / 5",
-        "versions = 16\np_unmoved = 1 / 16",
-        "versions = 25\np_unmoved = 1 / 5",
-        "versions = 9\np_unmoved = 1 / 9",
-        "versions = 24\np_unmoved = 0",
+        ("versions = 5\np_unmoved = 1 / 5", "counts the shifts along one axis"),
+        ("versions = 16\np_unmoved = 1 / 16", "dx takes 2·2 + 1 values"),
+        ("versions = 25\np_unmoved = 1 / 5", "the chance that dx = 0"),
+        ("versions = 9\np_unmoved = 1 / 9", "9 versions: count the pairs"),
+        ("versions = 24\np_unmoved = 0", "the image can also stay where it is"),
     ],
 )
 def _(versions, p_unmoved):
@@ -418,6 +355,25 @@ def _parameter_mistake(n: int, full: int, channels: list[int]) -> str:
     )
 
 
+#: Answers to 6.5 that the tests try: a network never trained, and one trained briefly.
+_UNTRAINED = """
+predicted_params = 582_026
+predicted_accuracy = 0.95
+without_bn = sc.SimpleCNN(batch_norm=False)
+accuracy = 0.95
+"""
+_BRIEF = """
+from cnnkit import mnist
+
+brief = mnist.subset(mnist.load(seed=0), train=3_000, val=2_000)
+predicted_params = 582_026
+predicted_accuracy = 0.95
+torch.manual_seed(0)
+without_bn = sc.SimpleCNN(batch_norm=False)
+history = sc.train(without_bn, brief, sc.FAST, seed=0)
+"""
+
+
 @exercise(
     "6.5",
     NOTEBOOK,
@@ -439,55 +395,33 @@ def _parameter_mistake(n: int, full: int, channels: list[int]) -> str:
         accuracy = history[-1]["val_acc"]  # on shift_data's 2,000 validation images
     """,
     wrong=[
-        # the parameter count
-        "predicted_params = 582_218\npredicted_accuracy = 0.95\n"
-        "without_bn = sc.SimpleCNN(batch_norm=False)\naccuracy = 0.95",
-        "predicted_params = 582_218 - (32 + 64)\npredicted_accuracy = 0.95\n"
-        "without_bn = sc.SimpleCNN(batch_norm=False)\naccuracy = 0.95",
-        "predicted_params = 582_218 - 4 * (32 + 64)\npredicted_accuracy = 0.95\n"
-        "without_bn = sc.SimpleCNN(batch_norm=False)\naccuracy = 0.95",
-        "predicted_params = 582_218 - 2 * 64\npredicted_accuracy = 0.95\n"
-        "without_bn = sc.SimpleCNN(batch_norm=False)\naccuracy = 0.95",
-        # the prediction as a percentage
-        "predicted_params = 582_026\npredicted_accuracy = 95\n"
-        "without_bn = sc.SimpleCNN(batch_norm=False)\naccuracy = 0.95",
-        # the network still has batch norm
-        "predicted_params = 582_026\npredicted_accuracy = 0.95\nwithout_bn = sc.SimpleCNN()\naccuracy = 0.95",
-        # a number typed in for a network that was never trained
-        "predicted_params = 582_026\npredicted_accuracy = 0.95\n"
-        "without_bn = sc.SimpleCNN(batch_norm=False)\naccuracy = 0.9555",
-        # measured, but never trained
-        """
-        from cnnkit import mnist
+        (_UNTRAINED, "it has not been trained"),  # an accuracy typed in for a network never trained
+        (  # measured, but never trained
+            """
+            from cnnkit import mnist
 
-        shift_data = mnist.subset(mnist.load(seed=0), train=8_000, val=2_000)
-        predicted_params = 582_026
-        predicted_accuracy = 0.95
-        without_bn = sc.SimpleCNN(batch_norm=False)
-        accuracy = sc.evaluate(without_bn, sc.Batches(shift_data.x_val, shift_data.y_val, 500))[1]
-        """,
+            shift_data = mnist.subset(mnist.load(seed=0), train=8_000, val=2_000)
+            predicted_params = 582_026
+            predicted_accuracy = 0.95
+            without_bn = sc.SimpleCNN(batch_norm=False)
+            accuracy = sc.evaluate(without_bn, sc.Batches(shift_data.x_val, shift_data.y_val, 500))[1]
+            """,
+            "it has not been trained",
+        ),
         # trained (briefly), but the accuracy typed in, or given as a percentage
-        """
-        from cnnkit import mnist
-
-        brief = mnist.subset(mnist.load(seed=0), train=3_000, val=2_000)
-        predicted_params = 582_026
-        predicted_accuracy = 0.95
-        torch.manual_seed(0)
-        without_bn = sc.SimpleCNN(batch_norm=False)
-        sc.train(without_bn, brief, sc.FAST, seed=0)
-        accuracy = 0.95
-        """,
-        """
-        from cnnkit import mnist
-
-        brief = mnist.subset(mnist.load(seed=0), train=3_000, val=2_000)
-        predicted_params = 582_026
-        predicted_accuracy = 0.95
-        torch.manual_seed(0)
-        without_bn = sc.SimpleCNN(batch_norm=False)
-        accuracy = 100 * sc.train(without_bn, brief, sc.FAST, seed=0)[-1]["val_acc"]
-        """,
+        (_BRIEF + "accuracy = 0.95", "not a number typed in"),
+        (_BRIEF + 'accuracy = 100 * history[-1]["val_acc"]', "is a percentage; give the fraction"),
+        *variants(
+            _UNTRAINED,
+            {
+                "with batch norm's": ("582_026", "582_218", "is the Simple CNN with batch norm"),
+                "one per channel": ("582_026", "582_218 - (32 + 64)", "takes out one number per channel"),
+                "buffers": ("582_026", "582_218 - 4 * (32 + 64)", "also takes out the running means"),
+                "bn2 only": ("582_026", "582_218 - 2 * 64", "takes out bn2's parameters only"),
+                "a percentage": ("_accuracy = 0.95", "_accuracy = 95", "is a percentage; give a fraction"),
+                "still with batch norm": ("(batch_norm=False)", "()", "still has batch-norm layers"),
+            },
+        ),
     ],
 )
 def _(predicted_params, predicted_accuracy, without_bn, accuracy):

@@ -25,13 +25,13 @@ NOTEBOOK = "07-simple-cnn-mnist"
         flat_size = 64 * 7 * 7
         fc1_params = flat_size * 512 + 512
     """,
-    wrong=[
-        "flat_size = 1024\nfc1_params = 1024 * 512 + 512",
-        "flat_size = 64 * 14 * 14\nfc1_params = flat_size * 512 + 512",
-        "flat_size = 32 * 7 * 7\nfc1_params = flat_size * 512 + 512",
-        "flat_size = 64 * 7 * 7\nfc1_params = flat_size * 512",
-        "flat_size = 64 * 7 * 7\nfc1_params = flat_size + 512",
-    ],
+    mistakes={
+        "no padding": ("64 * 7 * 7", "1024", "1024 is the Simple CNN without padding"),
+        "one pooling": ("64 * 7 * 7", "64 * 14 * 14", "forgets the second pooling"),
+        "32 channels": ("64 * 7 * 7", "32 * 7 * 7", "conv2 has 64 output channels, not 32"),
+        "no biases": (" + 512", "", "counts the weights only"),
+        "weights added": ("flat_size * 512", "flat_size", "one weight for every (input, unit) pair"),
+    },
 )
 def _(flat_size, fc1_params):
     features = nn.Sequential(
@@ -75,10 +75,10 @@ def _(flat_size, fc1_params):
         start_loss_2 = math.log(2)
     """,
     wrong=[
-        "start_loss_100 = 2.0\nstart_loss_2 = 0.30103",
-        "start_loss_100 = 0.01\nstart_loss_2 = 0.5",
-        "start_loss_100 = 6.643856\nstart_loss_2 = 1.0",
-        "start_loss_100 = 4.60517\nstart_loss_2 = 2.302585",
+        ("start_loss_100 = 2.0\nstart_loss_2 = 0.30103", "is log base 10"),
+        ("start_loss_100 = 0.01\nstart_loss_2 = 0.5", "is the probability of the right class"),
+        ("start_loss_100 = 6.643856\nstart_loss_2 = 1.0", "is log base 2 (bits)"),
+        ("start_loss_100 = 4.60517\nstart_loss_2 = 2.302585", "ln 10 is MNIST's start"),
     ],
 )
 def _(start_loss_100, start_loss_2):
@@ -161,56 +161,14 @@ def _evaluation_setup():
                     seen += len(y)
             return correct / seen
     """,
-    wrong=[
-        """
-        def accuracy(model, batches):
-            correct, seen = 0, 0
-            with torch.no_grad():
-                for x, y in batches:
-                    correct += (model(x).argmax(1) == y).sum().item()
-                    seen += len(y)
-            return correct / seen
-        """,
-        """
-        def accuracy(model, batches):
-            model.eval()
-            correct, seen = 0, 0
-            for x, y in batches:
-                correct += (model(x).argmax(1) == y).sum().item()
-                seen += len(y)
-            return correct / seen
-        """,
-        """
-        def accuracy(model, batches):
-            model.eval()
-            with torch.no_grad():
-                accs = [(model(x).argmax(1) == y).float().mean().item() for x, y in batches]
-            return sum(accs) / len(accs)
-        """,
-        """
-        def accuracy(model, batches):
-            model.eval()
-            correct, seen = 0, 0
-            with torch.no_grad():
-                for x, y in batches:
-                    correct += (model(x).argmax(1) == y).sum().item()
-                    seen += len(y)
-            return 100 * correct / seen
-        """,
-        """
-        def accuracy(model, batches):
-            model.eval()
-            with torch.no_grad():
-                return sum((model(x).argmax(1) == y).sum().item() for x, y in batches)
-        """,
-        """
-        def accuracy(model, batches):
-            model.eval()
-            with torch.no_grad():
-                x, y = batches[0]
-                return (model(x).argmax(1) == y).float().mean().item()
-        """,
-    ],
+    mistakes={
+        "no eval": ("model.eval()", "pass", "the model was in training mode"),
+        "no no_grad": ("with torch.no_grad():", "if True:", "gradients were on"),
+        "per batch": ((".sum()", "len(y)"), (".float().mean()", "1"), "the mean of the per-batch accuracies"),
+        "a percentage": ("return correct / seen", "return 100 * correct / seen", "is a percentage"),
+        "a count": ("correct / seen", "correct", "is the number of correct predictions"),
+        "one batch": ("for x, y in batches:", "for x, y in batches[:1]:", "the model saw 1 of the 3 batches"),
+    },
 )
 def _(accuracy):
     net, batches = _evaluation_setup()

@@ -5,7 +5,7 @@ import math
 import torch
 
 from cnnkit import digitlab
-from cnnkit.exercises import Wrong, answered, exercise, reader_call, real_number, whole_number
+from cnnkit.exercises import Wrong, answered, exercise, function, reader_call, real_number, whole_number
 from simplecnn import SimpleCNN
 
 NOTEBOOK = "08-inside-the-model"
@@ -42,33 +42,13 @@ _MATRICES = (
             c = int(per_class.argmin())
             return c, int(cm[c].sum() - cm[c, c])
     """,
-    wrong=[
-        """
-        def hardest_class(cm):
-            c = int((cm.diagonal() / cm.sum(1)).argmax())
-            return c, int(cm[c].sum() - cm[c, c])
-        """,
-        """
-        def hardest_class(cm):
-            c = int(cm.diagonal().argmin())
-            return c, int(cm[c].sum() - cm[c, c])
-        """,
-        """
-        def hardest_class(cm):
-            c = int((cm.sum(1) - cm.diagonal()).argmax())
-            return c, int(cm[c].sum() - cm[c, c])
-        """,
-        """
-        def hardest_class(cm):
-            c = int((cm.diagonal() / cm.sum(1)).argmin())
-            return c, int(cm[:, c].sum() - cm[c, c])
-        """,
-        """
-        def hardest_class(cm):
-            c = int((cm.diagonal() / cm.sum(1)).argmin())
-            return c, float(cm[c, c] / cm[c].sum())
-        """,
-    ],
+    mistakes={
+        "the easiest": ("argmin", "argmax", "is the easiest one"),
+        "fewest right": ("cm.diagonal() / cm.sum(1)", "cm.diagonal()", "has the fewest correct images"),
+        "most wrong": ("cm.diagonal() / cm.sum(1)", "cm.diagonal() - cm.sum(1)", "has the most wrong images"),
+        "its column": ("cm[c].sum()", "cm[:, c].sum()", "counts its column"),
+        "a share": ("int(cm[c].sum() - cm[c, c])", "float(cm[c, c] / cm[c].sum())", "is a share"),
+    },
 )
 def _(hardest_class):
     for cm in _MATRICES:
@@ -120,11 +100,11 @@ def _(hardest_class):
         share = round(800 / 582_218, 4)
     """,
     wrong=[
-        "n_weights = 832\nshare = 0.0014",
-        "n_weights = 25\nshare = 0.0",
-        "n_weights = 800\nshare = 0.14",
-        "n_weights = 800\nshare = 0.014",
-        "n_weights = 800.5\nshare = 0.0014",
+        ("n_weights = 832\nshare = 0.0014", "counts the 32 biases too"),
+        ("n_weights = 25\nshare = 0.0", "25 is one kernel"),
+        ("n_weights = 800\nshare = 0.14", "is a percentage"),
+        ("n_weights = 800\nshare = 0.014", "is not 800 / 582,218 rounded to four decimals"),
+        ("n_weights = 800.5\nshare = 0.0014", "it should be a whole number"),
     ],
 )
 def _(n_weights, share):
@@ -196,52 +176,29 @@ def _pair(got) -> tuple[float, float]:
             wrong = predicted != labels
             return confidence[wrong].mean().item(), confidence[~wrong].mean().item()
     """,
-    wrong=[
-        # the two the other way round
-        """
-        def mean_confidence(probs, labels):
-            confidence, predicted = probs.max(1)
-            right = predicted == labels
-            return confidence[right].mean().item(), confidence[~right].mean().item()
-        """,
-        # the probability of the true class, not of the prediction
-        """
-        def mean_confidence(probs, labels):
-            wrong = probs.argmax(1) != labels
-            p_true = probs[torch.arange(len(labels)), labels]
-            return p_true[wrong].mean().item(), p_true[~wrong].mean().item()
-        """,
-        # the mean over every image, not split
-        """
-        def mean_confidence(probs, labels):
-            confidence = probs.max(1).values.mean().item()
-            return confidence, confidence
-        """,
-        # percentages
-        """
-        def mean_confidence(probs, labels):
-            confidence, predicted = probs.max(1)
-            wrong = predicted != labels
-            return 100 * confidence[wrong].mean().item(), 100 * confidence[~wrong].mean().item()
-        """,
-        # the median, not the mean
-        """
-        def mean_confidence(probs, labels):
-            confidence, predicted = probs.max(1)
-            wrong = predicted != labels
-            return confidence[wrong].median().item(), confidence[~wrong].median().item()
-        """,
-        # how many, not how sure
-        """
-        def mean_confidence(probs, labels):
-            wrong = probs.argmax(1) != labels
-            return int(wrong.sum()), int((~wrong).sum())
-        """,
-    ],
+    mistakes={
+        "swapped": ("!=", "==", "the two are the other way round"),
+        "the true class": (
+            "probs.max(1)",
+            "probs[torch.arange(len(labels)), labels], probs.argmax(1)",
+            "the probability of the true class",
+        ),
+        "every image": ("confidence[wrong].mean()", "confidence.mean()", "is the mean over every image"),
+        "percentages": ("    wrong =", "    confidence *= 100\n    wrong =", "are percentages"),
+        "medians": (
+            ("[wrong].mean()", "[~wrong].mean()"),
+            ("[wrong].median()", "[~wrong].median()"),
+            "those are the medians",
+        ),
+        "counts": (
+            ("confidence[wrong].mean().item()", "confidence[~wrong].mean().item()"),
+            ("wrong.sum()", "(~wrong).sum()"),
+            "count the images",
+        ),
+    },
 )
 def _(mean_confidence):
-    if not callable(answered(mean_confidence, "mean_confidence")):
-        raise Wrong("mean_confidence should be a function (probs, labels) -> (number, number).")
+    function(mean_confidence, "mean_confidence(probs, labels)")
     for probs, labels in _confidence_tables():
         got = answered(
             reader_call(
@@ -300,10 +257,10 @@ def _(mean_confidence):
         wide_size = (5, 20)
     """,
     wrong=[
-        "tall_size = (20, 20)\nwide_size = (20, 20)",
-        "tall_size = (28, 14)\nwide_size = (7, 28)",
-        "tall_size = (10, 20)\nwide_size = (20, 5)",
-        "tall_size = (20, 10)\nwide_size = (20, 5)",
+        ("tall_size = (20, 20)\nwide_size = (20, 20)", "stretches the drawing"),
+        ("tall_size = (28, 14)\nwide_size = (7, 28)", "28 is the frame"),
+        ("tall_size = (10, 20)\nwide_size = (20, 5)", "for 60 rows and 30 columns you swapped the two"),
+        ("tall_size = (20, 10)\nwide_size = (20, 5)", "for 12 rows and 48 columns you swapped the two"),
     ],
 )
 def _(tall_size, wide_size):

@@ -5,7 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnkit import cifar
-from cnnkit.exercises import Wrong, answered, exercise
+from cnnkit.exercises import Wrong, answered, exercise, function
 
 NOTEBOOK = "A-cifar10"
 
@@ -26,11 +26,11 @@ def _side(size: int, padding: int) -> int:
         fc1_inputs = 32 * 6 * 6
     """,
     wrong=[
-        "side_after_conv1 = 32\nfc1_inputs = 2048",
-        "side_after_conv1 = 28\nfc1_inputs = 32 * 5 * 5",
-        "side_after_conv1 = 30\nfc1_inputs = 32 * 7 * 7",
-        "side_after_conv1 = 30\nfc1_inputs = 16 * 6 * 6",
-        "side_after_conv1 = 30\nfc1_inputs = 2048",
+        ("side_after_conv1 = 32\nfc1_inputs = 2048", "32 is the side with padding 1"),
+        ("side_after_conv1 = 28\nfc1_inputs = 32 * 5 * 5", "28 pixels: a 3×3 kernel fits"),
+        ("side_after_conv1 = 30\nfc1_inputs = 32 * 7 * 7", "pooling rounds 13 / 2 down to 6"),
+        ("side_after_conv1 = 30\nfc1_inputs = 16 * 6 * 6", "come from conv2, which has 32 filters"),
+        ("side_after_conv1 = 30\nfc1_inputs = 2048", "2048 is fc1's input with padding"),
     ],
 )
 def _(side_after_conv1, fc1_inputs):
@@ -67,10 +67,10 @@ def _(side_after_conv1, fc1_inputs):
         fc1_params_64 = 32 * 16 * 16 * 128 + 128
     """,
     wrong=[
-        "fc1_inputs_64 = 2048\nfc1_params_64 = 2048 * 128 + 128",
-        "fc1_inputs_64 = 32 * 32 * 32\nfc1_params_64 = 32 * 32 * 32 * 128 + 128",
-        "fc1_inputs_64 = 8192\nfc1_params_64 = 8192 * 128",
-        "fc1_inputs_64 = 8192\nfc1_params_64 = 8192 * 10 + 10",
+        ("fc1_inputs_64 = 2048\nfc1_params_64 = 2048 * 128 + 128", "2048 is fc1's input for 32×32 images"),
+        ("fc1_inputs_64 = 32768\nfc1_params_64 = 32768 * 128 + 128", "there are two 2×2 poolings"),
+        ("fc1_inputs_64 = 8192\nfc1_params_64 = 8192 * 128", "counts the weights only"),
+        ("fc1_inputs_64 = 8192\nfc1_params_64 = 8192 * 10 + 10", "fc1 maps 8,192 inputs to 128 units"),
     ],
 )
 def _(fc1_inputs_64, fc1_params_64):
@@ -183,101 +183,24 @@ class _CheckingSGD(torch.optim.SGD):
                 accuracies.append(correct / total)
             return accuracies
     """,
-    wrong=[
-        # the published bugs: counters never set, and a fixed number of epochs
-        """
-        def train_epochs(model, batches, optimizer, num_epochs):
-            loss_fn = nn.CrossEntropyLoss()
-            accuracies = []
-            for epoch in range(5):
-                for images, labels in batches:
-                    optimizer.zero_grad()
-                    outputs = model(images)
-                    loss = loss_fn(outputs, labels)
-                    loss.backward()
-                    optimizer.step()
-                    total += labels.size(0)
-                    correct += (outputs.argmax(1) == labels).sum().item()
-                accuracies.append(correct / total)
-            return accuracies
-        """,
-        # counters set once, before the epochs
-        """
-        def train_epochs(model, batches, optimizer, num_epochs):
-            loss_fn = nn.CrossEntropyLoss()
-            accuracies = []
-            correct, total = 0, 0
-            for epoch in range(num_epochs):
-                for images, labels in batches:
-                    optimizer.zero_grad()
-                    outputs = model(images)
-                    loss = loss_fn(outputs, labels)
-                    loss.backward()
-                    optimizer.step()
-                    correct += (outputs.argmax(1) == labels).sum().item()
-                    total += labels.size(0)
-                accuracies.append(correct / total)
-            return accuracies
-        """,
-        # the epoch count ignored
-        """
-        def train_epochs(model, batches, optimizer, num_epochs):
-            loss_fn = nn.CrossEntropyLoss()
-            accuracies = []
-            for epoch in range(5):
-                correct, total = 0, 0
-                for images, labels in batches:
-                    optimizer.zero_grad()
-                    outputs = model(images)
-                    loss = loss_fn(outputs, labels)
-                    loss.backward()
-                    optimizer.step()
-                    correct += (outputs.argmax(1) == labels).sum().item()
-                    total += labels.size(0)
-                accuracies.append(correct / total)
-            return accuracies
-        """,
-        # gradients never reset
-        """
-        def train_epochs(model, batches, optimizer, num_epochs):
-            loss_fn = nn.CrossEntropyLoss()
-            accuracies = []
-            for epoch in range(num_epochs):
-                correct, total = 0, 0
-                for images, labels in batches:
-                    outputs = model(images)
-                    loss = loss_fn(outputs, labels)
-                    loss.backward()
-                    optimizer.step()
-                    correct += (outputs.argmax(1) == labels).sum().item()
-                    total += labels.size(0)
-                accuracies.append(correct / total)
-            return accuracies
-        """,
-        # correct counts returned instead of accuracies
-        """
-        def train_epochs(model, batches, optimizer, num_epochs):
-            loss_fn = nn.CrossEntropyLoss()
-            accuracies = []
-            for epoch in range(num_epochs):
-                correct = 0
-                for images, labels in batches:
-                    optimizer.zero_grad()
-                    outputs = model(images)
-                    loss = loss_fn(outputs, labels)
-                    loss.backward()
-                    optimizer.step()
-                    correct += (outputs.argmax(1) == labels).sum().item()
-                accuracies.append(correct)
-            return accuracies
-        """,
-    ],
+    mistakes={
+        "the published bugs": (
+            ("range(num_epochs)", "        correct, total = 0, 0\n"),
+            ("range(5)", ""),
+            "A counter must be set to 0 before the first `+=` adds to it",
+        ),
+        "counters set once": (
+            ("    accuracies = []\n", "        correct, total = 0, 0\n"),
+            ("    accuracies = []\n    correct, total = 0, 0\n", ""),
+            "the counts carry over from earlier epochs",
+        ),
+        "the epoch count ignored": ("range(num_epochs)", "range(5)", "not a fixed number"),
+        "gradients never reset": ("optimizer.zero_grad()", "pass", "unless you call optimizer.zero_grad()"),
+        "counts, not accuracies": ("append(correct / total)", "append(correct)", "are larger than 1"),
+    },
 )
 def _(train_epochs):
-    if not callable(answered(train_epochs, "train_epochs")):
-        raise Wrong(
-            "train_epochs should be a function: def train_epochs(model, batches, optimizer, num_epochs)."
-        )
+    function(train_epochs, "train_epochs(model, batches, optimizer, num_epochs)")
     for num_epochs in (3, 2):
         batches = _ScriptedBatches()
         model = _ScriptedModel(batches)
@@ -337,17 +260,22 @@ def _(train_epochs):
         dropped = cifar.CifarCNN(dropout=0.5)
     """,
     wrong=[
-        "from cnnkit import cifar\ndropped = cifar.CifarCNN()",
-        "from cnnkit import cifar\ndropped = cifar.CifarCNN(dropout=0.2)",
-        "from cnnkit import cifar\ndropped = cifar.CifarCNN(batch_norm=True, dropout=0.5)",
-        """
-        dropped = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(0.5), nn.Linear(2048, 128), nn.ReLU(), nn.Linear(128, 10),
+        (
+            """
+            dropped = nn.Sequential(
+                nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Flatten(), nn.Dropout(0.5), nn.Linear(2048, 128), nn.ReLU(), nn.Linear(128, 10),
+            )
+            """,
+            "put it on fc1's 128 outputs",
         )
-        """,
     ],
+    mistakes={
+        "no dropout": ("dropout=0.5", "", "the network has no dropout layer"),
+        "p = 0.2": ("0.5", "0.2", "found p = 0.2"),
+        "batch norm too": ("(dropout", "(batch_norm=True, dropout", "batch norm adds 96"),
+    },
 )
 def _(dropped):
     model = answered(dropped, "the model")

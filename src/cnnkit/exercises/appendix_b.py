@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnkit.exercises import Wrong, answered, exercise
+from cnnkit.exercises import Wrong, answered, exercise, function
 
 NOTEBOOK = "B-training-fast"
 
@@ -20,11 +20,11 @@ NOTEBOOK = "B-training-fast"
         gap_at_256 = 2**8 * 2**-7
     """,
     wrong=[
-        "gap_at_1 = 2**-23\ngap_at_256 = 2**-15",
-        "gap_at_1 = 2**-10\ngap_at_256 = 2**-2",
-        "gap_at_1 = 2**-8\ngap_at_256 = 1",
-        "gap_at_1 = 2**-7\ngap_at_256 = 2**-7",
-        "gap_at_1 = 2**-7\ngap_at_256 = 1",
+        ("gap_at_1 = 2**-23\ngap_at_256 = 2**-15", "is float32's gap after 1"),
+        ("gap_at_1 = 2**-10\ngap_at_256 = 2**-2", "is float16's gap after 1"),
+        ("gap_at_1 = 2**-8\ngap_at_256 = 1", "the last bit is worth 2**-7, not 2**-8"),
+        ("gap_at_1 = 2**-7\ngap_at_256 = 2**-7", "the gaps grow with the numbers"),
+        ("gap_at_1 = 2**-7\ngap_at_256 = 1", "scale the gap after 1 by 256"),
     ],
 )
 def _(gap_at_1, gap_at_256):
@@ -60,12 +60,12 @@ def _(gap_at_1, gap_at_256):
         strides_contiguous = (32 * 12 * 12, 12 * 12, 12, 1)
         strides_channels_last = (12 * 12 * 32, 1, 12 * 32, 32)
     """,
-    wrong=[
-        "strides_contiguous = (4608, 144, 12, 1)\nstrides_channels_last = (4608, 144, 12, 1)",
-        "strides_contiguous = (1, 12, 144, 4608)\nstrides_channels_last = (4608, 1, 384, 32)",
-        "strides_contiguous = (4608, 144, 12, 1)\nstrides_channels_last = (4608, 1, 32, 384)",
-        "strides_contiguous = (4608, 144, 12, 1)\nstrides_channels_last = (4608, 384, 32, 1)",
-    ],
+    mistakes={
+        "the same": ("(12 * 12 * 32, 1, 12 * 32, 32)", "strides_contiguous", "the contiguous strides"),
+        "reversed": ("(32 * 12 * 12, 12 * 12, 12, 1)", "(1, 12, 144, 4608)", "those are reversed"),
+        "H and W swapped": ("12 * 32, 32)", "32, 12 * 32)", "H and W are swapped"),
+        "channels outermost": ("1, 12 * 32, 32)", "12 * 32, 32, 1)", "the channel index has stride 1"),
+    },
 )
 def _(strides_contiguous, strides_channels_last):
     x = torch.empty(256, 32, 12, 12)
@@ -106,21 +106,16 @@ def _(strides_contiguous, strides_channels_last):
             keep = torch.rand_like(x) >= p
             return x * keep / (1 - p)
     """,
-    wrong=[
-        "def cheap_dropout(x, p):\n    return x * (torch.rand_like(x) < p) / (1 - p)",
-        "def cheap_dropout(x, p):\n    return x * (torch.rand_like(x) >= p)",
-        "def cheap_dropout(x, p):\n    return x * (torch.rand_like(x) >= p) * (1 - p)",
-        "def cheap_dropout(x, p):\n    return x.mul_((torch.rand_like(x) >= p) / (1 - p))",
-        """
-        def cheap_dropout(x, p):
-            position = torch.arange(x.numel()).reshape(x.shape) % 100
-            return x * (position >= 100 * p) / (1 - p)
-        """,
-    ],
+    mistakes={
+        "keeps p": (">= p", "< p", "that is p: keep where"),
+        "unscaled": (" / (1 - p)", "", "the kept values are unchanged"),
+        "times 1 − p": ("/ (1 - p)", "* (1 - p)", "you multiply by 1 − p"),
+        "in place": ("x * keep / (1 - p)", "x.mul_(keep / (1 - p))", "changed its input x in place"),
+        "fixed": ("rand_like(x)", "linspace(0, 1, x.numel()).view(x.shape)", "exactly the same values"),
+    },
 )
 def _(cheap_dropout):
-    if not callable(answered(cheap_dropout, "cheap_dropout")):
-        raise Wrong("cheap_dropout should be a function: def cheap_dropout(x, p).")
+    function(cheap_dropout, "cheap_dropout(x, p)")
     x = torch.randn(400, 500, generator=torch.Generator().manual_seed(0)).add_(3.0)  # no zeros
     original = x.clone()
     for p in (0.3, 0.6):
@@ -196,49 +191,15 @@ def _tiny_model() -> nn.Module:
             optimizer.step()
             return loss
     """,
-    wrong=[
-        # no autocast: float32 throughout
-        """
-        def mixed_step(model, x, y, optimizer):
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-        """,
-        # the whole model in bfloat16: the weights lose their small updates
-        """
-        def mixed_step(model, x, y, optimizer):
-            model.to(torch.bfloat16)
-            loss = F.cross_entropy(model(x.to(torch.bfloat16)), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-        """,
-        # gradients never reset
-        """
-        def mixed_step(model, x, y, optimizer):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            return loss
-        """,
-        # no step
-        """
-        def mixed_step(model, x, y, optimizer):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            return loss
-        """,
-    ],
+    mistakes={
+        "no autocast": ("dtype=torch.bfloat16", "enabled=False", "computed in torch.float32"),
+        "all bfloat16": ("model(x)", "model.bfloat16()(x.bfloat16())", "the weights are torch.bfloat16"),
+        "no zero_grad": ("optimizer.zero_grad()", "pass", "the second step's gradient is twice the first"),
+        "no step": ("optimizer.step()", "pass", "the weights did not change"),
+    },
 )
 def _(mixed_step):
-    if not callable(answered(mixed_step, "mixed_step")):
-        raise Wrong("mixed_step should be a function: def mixed_step(model, x, y, optimizer).")
+    function(mixed_step, "mixed_step(model, x, y, optimizer)")
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(16, 1, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g)
 

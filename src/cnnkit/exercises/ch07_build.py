@@ -67,37 +67,17 @@ class SimpleCNN(nn.Module):
 #: notebook test runs some of them in the notebook.
 MODEL_MISTAKES = {
     "bn2 missing": ("                bn2=nn.BatchNorm2d(64),\n", "", "missing: features.bn2.weight"),
-    "dropout 0.40": (
-        "drop1=nn.Dropout(0.45)",
-        "drop1=nn.Dropout(0.40)",
-        "yours is Dropout(p=0.4, inplace=False), the course's is Dropout(p=0.45",
-    ),
+    "dropout 0.40": ("Dropout(0.45)", "Dropout(0.40)", "at features.drop1: yours is Dropout(p=0.4"),
     "ReLU before batch norm": (
         "bn1=nn.BatchNorm2d(32),  # chapter 6\n                act1=nn.ReLU(),  # chapter 3\n",
         "act1=nn.ReLU(),  # chapter 3\n                bn1=nn.BatchNorm2d(32),  # chapter 6\n",
         "Your layers run in the order conv1, act1, bn1",
     ),
     "act3 missing": ("                act3=nn.ReLU(),\n", "", "your network has no layer classifier.act3"),
-    "drop2 missing": (
-        "                drop2=nn.Dropout(0.35),\n",
-        "",
-        "your network has no layer features.drop2",
-    ),
-    "average pooling": (
-        "pool1=nn.MaxPool2d(2)",
-        "pool1=nn.AvgPool2d(2)",
-        "the outputs first differ at features.pool1: yours is AvgPool2d",
-    ),
-    "fc1 from 5x5": (
-        "fc1=nn.Linear(64 * 4 * 4, 512)",
-        "fc1=nn.Linear(64 * 5 * 5, 512)",
-        "classifier.fc1.weight is (512, 1600), the course's (512, 1024)",
-    ),
-    "3x3 kernels": (
-        "conv2=nn.Conv2d(32, 64, kernel_size=5)",
-        "conv2=nn.Conv2d(32, 64, kernel_size=3)",
-        "features.conv2.weight is (64, 32, 3, 3), the course's (64, 32, 5, 5)",
-    ),
+    "drop2 missing": ("drop2=nn.Dropout(0.35),", "", "your network has no layer features.drop2"),
+    "average pooling": ("pool1=nn.MaxPool2d", "pool1=nn.AvgPool2d", "at features.pool1: yours is AvgPool2d"),
+    "fc1 from 5x5": ("64 * 4 * 4", "64 * 5 * 5", "classifier.fc1.weight is (512, 1600), the course's"),
+    "3x3 kernels": ("64, kernel_size=5", "64, kernel_size=3", "features.conv2.weight is (64, 32, 3, 3)"),
     "layers created in another order": (
         "        self.features = nn.Sequential(",
         "        head = nn.Linear(512, 10)\n        self.features = nn.Sequential(",
@@ -326,16 +306,8 @@ def train_epoch(model, batches, optimizer, loss_fn, scheduler=None):
 """
 
 LOOP_MISTAKES = {
-    "zero_grad missing": (
-        "        optimizer.zero_grad()  # forget the previous step's gradients\n",
-        "",
-        "the gradients pile up from step to step",
-    ),
-    "train mode missing": (
-        "    model.train()  # dropout on; batch norm uses each batch's statistics\n",
-        "",
-        "the model ran in evaluation mode: call model.train()",
-    ),
+    "zero_grad missing": ("optimizer.zero_grad()  #", "pass  #", "the gradients pile up from step to step"),
+    "train mode missing": ("model.train()", "pass", "the model ran in evaluation mode: call model.train()"),
     "scheduler before the optimiser": (
         "        optimizer.step()  # move every parameter against its gradient\n"
         "        if scheduler is not None:\n"
@@ -343,11 +315,7 @@ LOOP_MISTAKES = {
         "        if scheduler is not None:\n            scheduler.step()\n        optimizer.step()\n",
         "the scheduler steps before the optimiser",
     ),
-    "scheduler never stepped": (
-        "        if scheduler is not None:\n            scheduler.step()  # the next step's learning rate\n",
-        "",
-        "scheduler.step() ran 0 times for 3 batches",
-    ),
+    "scheduler never stepped": ("scheduler.step()", "pass", "scheduler.step() ran 0 times for 3 batches"),
     "zero_grad after backward": (
         "        optimizer.zero_grad()  # forget the previous step's gradients\n"
         "        logits = model(x)  # forward pass\n"
@@ -357,16 +325,8 @@ LOOP_MISTAKES = {
         "        optimizer.zero_grad()\n",
         "the weights did not change",
     ),
-    "only the last loss": (
-        "        losses.append(loss.item())\n    return losses\n",
-        "    return [loss.item()]\n",
-        "return one loss per step: 3 steps here, and your list has 1",
-    ),
-    "losses of another thing": (
-        "losses.append(loss.item())",
-        "losses.append(logits.mean().item())",
-        "the loss you return for step 1 is",
-    ),
+    "only the last loss": ("return losses", "return [loss.item()]", "3 steps here, and your list has 1"),
+    "another loss": ("loss.item())", "logits.mean().item())", "the loss you return for step 1 is"),
     "a wrapper around sc.train_epoch": (
         LOOP_SOLUTION.strip(),
         "def train_epoch(model, batches, optimizer, loss_fn, scheduler=None):\n"

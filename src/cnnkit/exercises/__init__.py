@@ -75,7 +75,14 @@ _loaded = False
 
 
 def exercise(
-    key: str, notebook: str, title: str, hint: str, solution: str, wrong=(), mistakes=None, kind: str = "value"
+    key: str,
+    notebook: str,
+    title: str,
+    hint: str,
+    solution: str,
+    wrong=(),
+    mistakes=None,
+    kind: str = "value",
 ):
     """Register the decorated function as the check of exercise ``key``.
 
@@ -166,6 +173,15 @@ def whole_number(value, what: str = "your answer") -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
         raise Wrong(f"{what} is {value!r}; it should be a whole number.")
     return int(value)
+
+
+def whole_numbers(value, what: str, example: str) -> tuple[int, ...]:
+    """``value`` (a tuple or list of whole numbers) as a tuple of ints; :class:`NotAnswered` for
+    the placeholder, :class:`Wrong` that shows ``example`` (``"(row, column)"``) otherwise."""
+    value = answered(value, what)
+    if not isinstance(value, (tuple, list)):  # a torch.Size is a tuple
+        raise Wrong(f"give {what} as a tuple, {example}; you gave {value!r}.")
+    return tuple(whole_number(v, f"a number in {what}") for v in value)
 
 
 def number_array(value, what: str = "your answer"):

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnkit.exercises import Wrong, answered, exercise, function
+from cnnkit.exercises import Wrong, answered, exercise, function, whole_numbers
 
 NOTEBOOK = "B-training-fast"
 
@@ -71,14 +71,14 @@ def _(strides_contiguous, strides_channels_last):
     x = torch.empty(256, 32, 12, 12)
     expected = x.stride()
     cl = x.to(memory_format=torch.channels_last).stride()
-    given = tuple(int(s) for s in answered(strides_contiguous, "the contiguous strides"))
+    given = whole_numbers(strides_contiguous, "the contiguous strides", "(N, C, H, W)")
     if given == tuple(reversed(expected)):
         raise Wrong("those are reversed: the last dimension (W) is the innermost, with stride 1.")
     if given != expected:
         raise Wrong(
             f"{given}: in (N, C, H, W) order W has stride 1, H stride W = 12, C stride H·W, N stride C·H·W."
         )
-    given_cl = tuple(int(s) for s in answered(strides_channels_last, "the channels_last strides"))
+    given_cl = whole_numbers(strides_channels_last, "the channels_last strides", "(N, C, H, W)")
     if given_cl == expected:
         raise Wrong("those are the contiguous strides; in channels_last the channel index is innermost.")
     if given_cl == (cl[0], cl[3], cl[2], cl[1]) or given_cl == (cl[0], cl[1], cl[3], cl[2]):

@@ -10,7 +10,7 @@ import math
 import torch
 
 import simplecnn as sc
-from cnnkit.exercises import Wrong, answered, exercise, reader_call, real_number, tensor
+from cnnkit.exercises import Wrong, exercise, reader_call, real_number, tensor, whole_numbers
 
 NOTEBOOK = "00-whole-picture"
 
@@ -29,14 +29,11 @@ NOTEBOOK = "00-whole-picture"
         ("batch_shape = (1, 64, 28, 28)", "the number of images comes first"),
         ("batch_shape = (64, 3, 28, 28)", "3 channels is a colour image"),
         ("batch_shape = (1, 28, 28)", "is one digit; a batch adds the number of images"),
-        ("batch_shape = 64 * 28 * 28", "give the shape as a tuple of lengths"),
+        ("batch_shape = 64 * 28 * 28", "give the shape as a tuple, (N, C, H, W)"),
     ],
 )
 def _(batch_shape):
-    batch_shape = answered(batch_shape, "the shape")
-    if not isinstance(batch_shape, (tuple, list, torch.Size)):
-        raise Wrong(f"give the shape as a tuple of lengths, (N, C, H, W); you gave {batch_shape!r}.")
-    shape = tuple(batch_shape)
+    shape = whole_numbers(batch_shape, "the shape", "(N, C, H, W)")
     expected = (64, *sc.MNIST_SHAPE)
     if shape == expected:
         return None

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from cnnkit import scratch
-from cnnkit.exercises import Wrong, answered, exercise, number_array, whole_number
+from cnnkit.exercises import Wrong, exercise, number_array, whole_number, whole_numbers
 
 NOTEBOOK = "01-convolution"
 
@@ -33,10 +33,7 @@ NOTEBOOK = "01-convolution"
 def _(shape, params):
     layer = nn.Conv2d(3, 16, kernel_size=5, stride=2, padding=1)
     expected = tuple(layer(torch.zeros(1, 3, 32, 32)).shape[1:])
-    shape = answered(shape, "the shape")
-    if not isinstance(shape, (tuple, list, torch.Size)):
-        raise Wrong(f"give the shape as a tuple (channels, height, width); you gave {shape!r}.")
-    shape = tuple(shape)
+    shape = whole_numbers(shape, "the shape", "(channels, height, width)")
     if len(shape) == 4:
         raise Wrong("you gave 4 numbers: leave out the batch size and give (channels, height, width).")
     if len(shape) != 3:

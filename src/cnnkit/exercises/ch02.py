@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnkit import scratch
-from cnnkit.exercises import Wrong, answered, exercise, function, number_array, reader_call, whole_number
+from cnnkit.exercises import Wrong, exercise, function, number_array, reader_call, whole_number, whole_numbers
 
 NOTEBOOK = "02-pooling"
 
@@ -197,7 +197,7 @@ def _(grad_input):
         "the largest value": (("(1, 1)", "= 3"), ("(3, 3)", "= 1"), "is the maximum of 1 window"),
         "all four windows": ("= 3", "= 4", "4: count the windows whose maximum is the value at (1, 1)"),
         "one window": ("= 3", "= 1", "1: count the windows whose maximum is the value at (1, 1)"),
-        "a flat index": ("(1, 1)", "5", "give the position as (row, column)"),
+        "a flat index": ("(1, 1)", "5", "give the position as a tuple, (row, column)"),
     },
 )
 def _(overlap_pooled, busiest_position, busiest_gradient):
@@ -213,10 +213,7 @@ def _(overlap_pooled, busiest_position, busiest_gradient):
         )
     if not np.allclose(pooled, expected_out):
         raise Wrong("in the pooled map, " + _first_wrong_window(pooled, expected_out, 3, 1))
-    position = answered(busiest_position, "the position")
-    if not isinstance(position, (tuple, list)):
-        raise Wrong(f"give the position as (row, column); you gave {position!r}.")
-    position = tuple(whole_number(p, "a coordinate") for p in position)
+    position = whole_numbers(busiest_position, "the position", "(row, column)")
     top = tuple(int(v) for v in np.unravel_index(grad.argmax(), grad.shape))
     if len(position) != 2:
         raise Wrong(f"give the position as (row, column); you gave {len(position)} numbers.")

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from cnnkit.exercises import Wrong, answered, exercise
+from cnnkit.exercises import Wrong, answered, exercise, function
 
 NOTEBOOK = "05-optimization"
 
@@ -78,8 +78,7 @@ def _run_update(update) -> tuple[torch.Tensor, dict]:
     },
 )
 def _(nesterov_update):
-    if not callable(answered(nesterov_update, "nesterov_update")):
-        raise Wrong("nesterov_update should be a function (g, state, lr, momentum) -> step.")
+    function(nesterov_update, "nesterov_update(g, state, lr, momentum)")
     w, state = _run_update(nesterov_update)
     expected = _torch_nesterov()
     if torch.allclose(w, expected, rtol=1e-12, atol=1e-12):
@@ -281,8 +280,7 @@ def _close(a, b) -> bool:
     },
 )
 def _(one_cycle):
-    if not callable(answered(one_cycle, "one_cycle")):
-        raise Wrong("one_cycle should be a function (step, total, peak, warmup) -> learning rate.")
+    function(one_cycle, "one_cycle(step, total, peak, warmup)")
     for total, peak, warmup in _SETTINGS:
         mine = [answered(one_cycle(t, total, peak, warmup), "what one_cycle returns") for t in range(total)]
         try:

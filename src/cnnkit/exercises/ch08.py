@@ -5,18 +5,19 @@ import math
 import torch
 
 from cnnkit import digitlab
-from cnnkit.exercises import Wrong, answered, exercise, function, reader_call, real_number, whole_number
+from cnnkit.exercises import (
+    Wrong,
+    answered,
+    exercise,
+    function,
+    reader_call,
+    real_number,
+    whole_number,
+    whole_numbers,
+)
 from simplecnn import SimpleCNN
 
 NOTEBOOK = "08-inside-the-model"
-
-
-def _numbers(value, what: str) -> tuple[int, ...]:
-    """The reader's tuple of whole numbers, or Wrong that says what shape the answer has."""
-    try:
-        return tuple(int(v) for v in answered(value, what))
-    except (TypeError, ValueError) as err:
-        raise Wrong(f"give {what} as a tuple of whole numbers, like (1, 2); got {value!r}.") from err
 
 
 # Confusion matrices the check of 8.1 tries (rows: true class, columns: predicted class). In the
@@ -265,7 +266,7 @@ def _(mean_confidence):
 )
 def _(tall_size, wide_size):
     for given, (h, w) in ((tall_size, (60, 30)), (wide_size, (12, 48))):
-        size = _numbers(given, "the size")
+        size = whole_numbers(given, "the size", "(rows, columns)")
         expected = digitlab.scaled_size(h, w)
         if len(size) != 2:
             raise Wrong(f"give the size as (rows, columns); you gave {len(size)} numbers.")

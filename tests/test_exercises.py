@@ -3,7 +3,8 @@
 For each exercise of the course:
 
 * its solution (the code a reader could type) passes its check;
-* every wrong answer listed with it fails, with a message that says what is wrong;
+* every wrong answer listed with it fails, with the message listed with it (a part of it that
+  names the diagnosis), so each diagnosis is shown to fire;
 * a function that raises, or text where a number belongs, fails the same way (no exception);
 * the untouched placeholder ``...`` gets "not answered yet" and a hint, and no exception.
 
@@ -67,6 +68,33 @@ def test_wrong_answers_fail_and_say_why(key, capsys):
         )
         assert bool(exercises.check(key, **answers_from(code, ex.names))) is False
         assert "not yet" in capsys.readouterr().out
+
+
+def test_every_wrong_answer_names_the_message_it_must_get():
+    for key, ex in EXERCISES.items():
+        for code, expected in ex.wrong:
+            assert expected.strip(), f"exercise {key}: the wrong answer\n{code}\nnames no message to expect"
+
+
+def test_a_wrong_answer_without_its_message_is_refused():
+    for wrong in (["x = 1"], [("x = 1", "")], [("x = 1", "  ")], [("", "x is wrong")]):
+        with pytest.raises(ValueError, match="neither empty"):
+            exercises.exercise("0.0", "nb", "title", "hint", "x = 2", wrong=wrong)
+    assert "0.0" not in exercises.registry()
+
+
+def test_a_mistake_is_an_edit_of_text_found_once_in_the_solution():
+    solution = """
+        def f(x):
+            return x + 1
+    """
+    assert exercises.variants(solution, {"minus": ("+ 1", "- 1", "subtracts")}) == [
+        ("\ndef f(x):\n    return x - 1\n", "subtracts")
+    ]
+    assert exercises.edit(solution, ("f(x)", "+ 1"), ("g(x)", "* 2")).strip() == "def g(x):\n    return x * 2"
+    for text in ("+ 2", "x"):  # not in the solution, or in it twice
+        with pytest.raises(ValueError, match="not once"):
+            exercises.edit(solution, text, "")
 
 
 @pytest.mark.parametrize("key", sorted(EXERCISES))

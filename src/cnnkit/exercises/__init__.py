@@ -12,7 +12,8 @@ In a notebook an exercise is a cell the reader fills in, then a call to :func:`c
 
 The solutions are not in the notebook: ``exercises.solution("1.2")`` prints one. The checks and
 solutions live in one module per chapter (``ch00`` ... ``ch08``, ``appendix_a``, ``appendix_b``); the tests run
-every solution through its check (it must pass) and every listed wrong answer (it must fail).
+every solution through its check (it must pass) and every listed wrong answer (it must fail, with
+the message listed with it).
 """
 
 from __future__ import annotations
@@ -93,11 +94,14 @@ def exercise(
     more, written as small edits of the solution: ``{what: (old, new, message)}`` (see
     :func:`variants`).
     """
-    wrong = [(item, "") if isinstance(item, str) else item for item in wrong]
-    wrong += variants(solution, mistakes or {})
+    wrong = [*wrong, *variants(solution, mistakes or {})]
     for item in wrong:
-        if not (isinstance(item, tuple) and len(item) == 2 and all(isinstance(s, str) for s in item)):
-            raise ValueError(f"exercise {key}: each wrong answer is a (code, message) pair, got {item!r}")
+        if not (
+            isinstance(item, tuple) and len(item) == 2 and all(isinstance(s, str) and s.strip() for s in item)
+        ):
+            raise ValueError(
+                f"exercise {key}: each wrong answer is a (code, message) pair, neither empty; got {item!r}"
+            )
     if kind not in ("value", "code"):
         raise ValueError(f"kind must be 'value' or 'code', got {kind!r}")
 

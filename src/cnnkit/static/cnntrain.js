@@ -2,9 +2,9 @@
 // training lab on chapter 7's notebook page (traininglab.js runs this file in a Web Worker).
 //
 // The same network, loss and optimiser as src/simplecnn.py, written out by hand: each piece
-// names the chapter that teaches it. PyTorch's autograd does the backward pass for you; here
-// every layer has a `backward` written next to its `forward`, so you can read how each gradient
-// is made. The browser tests check, from the same weights, batch and dropout masks, that one step
+// names the chapter that teaches it. PyTorch's autograd does the backward pass for you; here it
+// is written out layer by layer (`backward`, with batchNormBackward, maxPoolBackward and col2im
+// next to the forward pieces they undo), so you can read how each gradient is made. The browser tests check, from the same weights, batch and dropout masks, that one step
 // here gives PyTorch's loss and gradients and a few Adam steps give PyTorch's weights.
 //
 // Layout. A batch of N images travels through the convolution blocks *channel first*:
@@ -71,8 +71,8 @@
 
   function size(shape) { return shape.reduce(function (a, b) { return a * b; }, 1); }
 
-  // PyTorch's default initialisation of Conv2d and Linear: weights and biases uniform in
-  // [-1/sqrt(fan_in), 1/sqrt(fan_in)], fan_in = the inputs of one output (chapter 5). Batch norm
+  // PyTorch's default initialisation of Conv2d and Linear (chapter 3): weights and biases uniform
+  // in [-1/sqrt(fan_in), 1/sqrt(fan_in)], fan_in = the inputs of one output. Batch norm
   // starts as the identity: scale 1, shift 0, running mean 0 and running variance 1 (chapter 6).
   function createNet(seed, options) {
     options = options || {};

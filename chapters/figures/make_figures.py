@@ -1,6 +1,7 @@
-"""Draw the figures of the theory pages: the pictures of convolution, pooling, the receptive
-field, the network and its training loop, and the curves of activations, losses, optimization and
-regularization.
+"""Draw the figures of the theory pages: the pictures of a batch as a tensor, softmax, convolution,
+pooling and its gradient, the receptive field, the network and its training loop, dropout, batch
+norm, memory layouts and floating-point formats, and the curves of activations, losses,
+optimization, the one-cycle schedule, regularization and training and validation loss.
 
 Run from the repository root: ``python chapters/figures/make_figures.py`` (``make book`` does it
 first). It writes the SVG files next to this script, the same bytes on every run. Every number in
@@ -19,7 +20,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from matplotlib.colors import to_rgb
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
+from matplotlib.path import Path as GlyphPath
+from matplotlib.textpath import TextPath
+from matplotlib.transforms import Affine2D
 
 import simplecnn as sc
 from cnnkit.inspection import layer_shapes
@@ -57,6 +62,15 @@ def num(value) -> str:
     value = float(value)
     text = str(int(value)) if value.is_integer() else f"{value:g}"
     return text.replace("-", "\u2212")
+
+
+def sci(value, digits=2) -> str:
+    """A number in scientific notation as the figures print it: 1.5\u00b710\u207b\u00b2."""
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    superscript = str(int(exponent)).translate(
+        str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+    )
+    return f"{mantissa}\u00b710{superscript}"
 
 
 def canvas(figsize, xlim, ylim, down=True):
@@ -622,6 +636,126 @@ def pooling_max_avg():
     save(fig, "pooling_max_avg.svg")
 
 
+def pooling_gradient():
+    """The backward pass through chapter 2's worked example: each window's upstream gradient goes
+    to the position of its maximum (max pooling) or is shared out evenly (average pooling), as
+    autograd computes it."""
+    k = 2
+    upstream = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # one gradient per output, all different
+    grads = {}
+    for name, pool in (("max", F.max_pool2d), ("average", F.avg_pool2d)):
+        x = torch.tensor(WORKED_POOLING_MAP, dtype=torch.float32, requires_grad=True)
+        pool(x[None, None], k, stride=k)[0, 0].backward(upstream)
+        grads[name] = x.grad
+        assert float(x.grad.sum()) == float(upstream.sum())  # nothing lost, nothing added
+    x = torch.tensor(WORKED_POOLING_MAP, dtype=torch.float32)
+    window = [COLORS[0], COLORS[1], COLORS[2], COLORS[4]]
+
+    def colour(r, c, scale=k):
+        return window[(r // scale) * 2 + c // scale]
+
+    def windows(left, top, size):
+        for wi in range(2):
+            for wj in range(2):
+                outline(ax, left + wj * k * size, top + wi * k * size, k * size, k * size, colour(wi, wj, 1))
+
+    size = 1.0
+    side = 4 * size
+    fig, ax = canvas((12, 5.6), (-0.3, 24.4), (-0.4, 10.8))
+    tops = {"max": 0.0, "average": 5.6}
+    right = 13.0  # the left edge of the two gradients of the input
+
+    # The input map, with the maximum of each window circled.
+    map_top = (tops["max"] + tops["average"] + side) / 2 - side / 2
+    ax.text(side / 2, map_top - 1.0, "the input x", ha="center", fontsize=11, weight="bold")
+    ax.text(side / 2, map_top - 0.45, "(the worked map)", ha="center", fontsize=10, color="0.3")
+    grid(ax, x, 0, map_top, fill=lambda r, c: tint(colour(r, c), 0.3), size=size, fontsize=12)
+    windows(0, map_top, size)
+    for wi in range(2):
+        for wj in range(2):
+            block = x[wi * k : (wi + 1) * k, wj * k : (wj + 1) * k]
+            r, c = divmod(int(block.argmax()), k)
+            ax.add_patch(
+                plt.Circle(
+                    ((wj * k + c + 0.5) * size, map_top + (wi * k + r + 0.5) * size),
+                    0.33,
+                    fill=False,
+                    edgecolor=shade(colour(wi, wj, 1), 0.6),
+                    lw=1.8,
+                    zorder=5,
+                )
+            )
+
+    # The upstream gradient: one number per output of the pooling.
+    up_left, up_top = 6.6, map_top + side / 2 - size
+    ax.text(up_left + size, up_top - 1.0, "upstream gradient", ha="center", fontsize=11, weight="bold")
+    ax.text(up_left + size, up_top - 0.45, "one per output", ha="center", fontsize=10, color="0.3")
+    grid(ax, upstream, up_left, up_top, fill=lambda r, c: tint(colour(r, c, 1), 0.3), size=size, fontsize=12)
+    for r in range(2):
+        for c in range(2):
+            outline(ax, up_left + c * size, up_top + r * size, size, size, colour(r, c, 1))
+    ax.text(
+        up_left + size,
+        up_top + 2 * size + 0.55,
+        "(how the loss depends\non each pooled value)",
+        ha="center",
+        va="top",
+        fontsize=9.5,
+        color="0.3",
+    )
+
+    # The gradients of the input, from autograd.
+    texts = {
+        "max": ("max pooling", "each window's gradient goes to its maximum;\nthe other three inputs get 0"),
+        "average": ("average pooling", f"each input gets 1/{k * k} of its window's gradient"),
+    }
+    for name, top in tops.items():
+        g = grads[name]
+        winner = g != 0 if name == "max" else torch.ones_like(g, dtype=torch.bool)
+        arrow(
+            ax,
+            (up_left + 2 * size + 0.25, up_top + size),
+            (right - 0.3, top + side / 2),
+            rad=0.15 if name == "max" else -0.15,
+        )
+        for r in range(4):
+            for c in range(4):
+                hit = bool(winner[r, c])
+                cell(
+                    ax,
+                    right + c * size,
+                    top + r * size,
+                    num(g[r, c]),
+                    tint(colour(r, c), 0.35) if hit else "white",
+                    size=size,
+                    fontsize=12 if name == "max" else 10.5,
+                    color="black" if hit else "0.55",
+                    weight="bold" if hit and name == "max" else "normal",
+                )
+        windows(right, top, size)
+        heading, what = texts[name]
+        ax.text(
+            right + side + 0.4,
+            top + 0.35,
+            f"{heading}: gradient of x",
+            ha="left",
+            va="top",
+            fontsize=11,
+            weight="bold",
+        )
+        ax.text(right + side + 0.4, top + 1.0, what, ha="left", va="top", fontsize=10, color="0.25")
+    ax.text(
+        12.0,
+        tops["average"] + side + 0.8,
+        f"Both hand back the total of the upstream gradient, {num(upstream.sum())}: pooling only shares it out.",
+        ha="center",
+        va="center",
+        fontsize=10,
+        color="0.3",
+    )
+    save(fig, "pooling_gradient.svg")
+
+
 def receptive_field():
     """The pixels one value of the Simple CNN sees after each layer of its two blocks, found with
     gradients: a pixel whose change can change the value has a non-zero gradient for some image."""
@@ -1018,6 +1152,226 @@ def training_loop():
     save(fig, "training_loop.svg")
 
 
+# --- The first chapter: a batch as a tensor, softmax ---------------------------------------------
+
+
+def digit_image(digit: int, size: int = 28, box: float = 20, shear: float = 0.0, sub: int = 4) -> np.ndarray:
+    """A digit-like grayscale image, ``size`` x ``size`` bytes (0 to 255): the glyph of ``digit``
+    in matplotlib's own font, slanted by ``shear``, scaled to fit ``box`` pixels in the middle (as
+    MNIST centres its digits), each pixel the share of it that the glyph covers (``sub`` x ``sub``
+    samples)."""
+    path = TextPath((0, 0), str(digit), size=1, prop=FontProperties(family="DejaVu Sans"))
+    path = path.transformed(Affine2D().skew(shear, 0))
+    (x0, y0), (x1, y1) = path.get_extents().get_points()
+    scale = box / max(x1 - x0, y1 - y0)
+    t = (np.arange(size * sub) + 0.5) / sub
+    cols, rows = np.meshgrid(t, t)
+    points = np.stack(
+        [
+            ((x0 + x1) / 2 + (cols - size / 2) / scale).ravel(),
+            ((y0 + y1) / 2 - (rows - size / 2) / scale).ravel(),
+        ],
+        1,
+    )
+    inside = np.zeros(len(points), dtype=bool)
+    for polygon in path.to_polygons():  # even-odd: the holes of 0, 4, 6, 8 and 9 stay empty
+        inside ^= GlyphPath(polygon).contains_points(points)
+    return np.round(255 * inside.reshape(size, sub, size, sub).mean((1, 3))).astype(np.uint8)
+
+
+def pixels(ax, image, x, y, unit, colour=(1.0, 1.0, 1.0), zorder=2):
+    """A grayscale image as squares of side ``unit``, top-left corner at (x, y) (y down): black
+    background, each lit pixel ``colour`` scaled by its brightness."""
+    h, w = image.shape
+    ax.add_patch(
+        Rectangle((x, y), w * unit, h * unit, facecolor="black", edgecolor="0.3", lw=1, zorder=zorder)
+    )
+    for r, c in zip(*np.nonzero(image)):
+        value = image[r, c] / 255
+        ax.add_patch(
+            Rectangle(
+                (x + c * unit, y + r * unit),
+                unit,
+                unit,
+                facecolor=tuple(value * v for v in colour),
+                edgecolor=tuple(value * v for v in colour),  # an edge of the same colour: no seams
+                lw=0.3,
+                zorder=zorder,
+            )
+        )
+
+
+def double_arrow(ax, start, end, color="0.2", lw=1.3):
+    arrow(ax, start, end, color=color, lw=lw, style="<|-|>")
+
+
+def batch_tensor():
+    """A batch of four digit-like images as one tensor (N, C, H, W), with its four axes, and a
+    colour image's three channels beside it."""
+    digits, shears = (7, 2, 1, 0), (0.15, -0.1, 0.25, 0.05)
+    batch = torch.stack([torch.from_numpy(digit_image(d, shear=s)) for d, s in zip(digits, shears)])[:, None]
+    n, c, h, w = batch.shape
+    assert (c, h, w) == sc.MNIST_SHAPE
+    unit, gap = 0.1, 0.75
+    side = w * unit
+    x0, y0 = 1.9, 1.3  # the top-left corner of the first image
+    fig, ax = canvas((11.5, 3.9), (-0.2, 22.2), (-1.1, 6.0))
+    ax.text(
+        11,
+        -0.7,
+        f"A batch of {n} digits is one tensor of shape ({n}, {c}, {h}, {w}) = (N, C, H, W)",
+        ha="center",
+        va="center",
+        fontsize=13,
+        weight="bold",
+    )
+    lefts = [x0 + i * (side + gap) for i in range(n)]
+    for i, left in enumerate(lefts):
+        pixels(ax, batch[i, 0].numpy(), left, y0, unit)
+        ax.text(left + side / 2, y0 + side + 0.3, f"n = {i}", ha="center", va="center", fontsize=10)
+    # One pixel of the third image, outlined, with its index and value.
+    i = 2
+    rows, cols = np.nonzero((batch[i, 0] > 80).numpy() & (batch[i, 0] < 200).numpy())
+    r, col = int(rows[3 * len(rows) // 4]), int(cols[3 * len(cols) // 4])
+    value = int(batch[i, 0, r, col])
+    px, py = lefts[i] + col * unit, y0 + r * unit
+    outline(ax, px - 0.05, py - 0.05, unit + 0.1, unit + 0.1, COLORS[1], lw=2, zorder=6)
+    ax.text(
+        lefts[i] + 0.85 * side,
+        y0 + side + 1.35,
+        f"one pixel: x[{i}, 0, {r}, {col}] = {value}",
+        ha="center",
+        va="center",
+        fontsize=10,
+        color=shade(COLORS[1], 0.75),
+    )
+    arrow(
+        ax,
+        (lefts[i] + 0.85 * side, y0 + side + 1.1),
+        (px + unit / 2, py + unit + 0.1),
+        color=COLORS[1],
+        lw=1.3,
+    )
+
+    # The four axes: N across the batch, C for each image, H and W on the first image.
+    right = lefts[-1] + side
+    double_arrow(ax, (x0, y0 - 0.45), (right, y0 - 0.45))
+    ax.text(
+        (x0 + right) / 2,
+        y0 - 0.75,
+        f"axis 0, N = {n}: the images of the batch",
+        ha="center",
+        va="center",
+        fontsize=11,
+        weight="bold",
+    )
+    double_arrow(ax, (x0 - 0.3, y0), (x0 - 0.3, y0 + side))
+    ax.text(
+        x0 - 0.5, y0 + side / 2, f"axis 2\nH = {h}\nrows", ha="right", va="center", fontsize=11, weight="bold"
+    )
+    double_arrow(ax, (x0, y0 + side + 0.75), (x0 + side, y0 + side + 0.75))
+    ax.text(
+        x0 + side / 2,
+        y0 + side + 1.1,
+        f"axis 3, W = {w} columns",
+        ha="center",
+        va="center",
+        fontsize=11,
+        weight="bold",
+    )
+    ax.text(
+        (x0 + right) / 2,
+        y0 + side + 1.95,
+        f"axis 1, C = {c}: each digit has one channel, its brightness (grayscale, 0 to 255)",
+        ha="center",
+        va="center",
+        fontsize=11,
+        weight="bold",
+    )
+
+    # A colour image: the same H x W, three channels.
+    colour_image = digit_image(3, shear=0.1)
+    channels = [("red", (0.9, 0.2, 0.1)), ("green", (0.1, 0.75, 0.3)), ("blue", (0.2, 0.45, 1.0))]
+    cx, cy, step = right + 1.5, y0 + 0.6, 0.55  # the front sheet's top-left corner
+    for j, (name, colour) in enumerate(channels):  # the red channel at the back, up and to the right
+        left, top = cx + (2 - j) * step, cy - (2 - j) * step
+        fade = np.round(colour_image * (1.0 - 0.25 * j)).astype(np.uint8)
+        pixels(ax, fade, left, top, unit, colour=colour, zorder=2 + j)
+        ax.text(
+            left - 0.1,
+            top + 0.2,
+            name,
+            ha="right",
+            va="center",
+            fontsize=9.5,
+            color=shade(colour, 0.8),
+            weight="bold",
+        )
+    mid = cx + step + side / 2
+    ax.text(
+        mid, y0 + side + 1.1, "a colour image: C = 3", ha="center", va="center", fontsize=11, weight="bold"
+    )
+    ax.text(
+        mid,
+        y0 + side + 1.55,
+        f"red, green, blue: shape (3, {h}, {w})",
+        ha="center",
+        va="center",
+        fontsize=10,
+        color="0.3",
+    )
+    save(fig, "batch_tensor.svg")
+
+
+def softmax_bars():
+    """Ten example logits for an image of a 7, and the probabilities torch.softmax makes of them."""
+    logits = torch.tensor([0.5, -1.2, 1.1, 2.0, -0.6, 0.2, -2.0, 3.4, 1.4, 0.9])
+    probs = torch.softmax(logits, dim=0)
+    assert abs(float(probs.sum()) - 1) < 1e-6
+    best = int(probs.argmax())
+    assert best == int(logits.argmax())
+    classes = np.arange(10)
+    colours = [COLORS[0] if k != best else COLORS[3] for k in classes]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"wspace": 0.42})
+    ax1.bar(classes, logits, color=[tint(col, 0.6) for col in colours], edgecolor=colours, lw=1.2)
+    ax1.axhline(0, color="0.3", lw=0.8)
+    for k, z in zip(classes, logits.tolist()):
+        ax1.text(
+            k,
+            z + (0.12 if z >= 0 else -0.12),
+            num(round(z, 2)),
+            ha="center",
+            va="bottom" if z >= 0 else "top",
+            fontsize=9,
+        )
+    ax1.set(title="logits z: any real numbers", xlabel="class", ylabel="logit", ylim=(-2.8, 4.2))
+    ax2.bar(classes, probs, color=[tint(col, 0.6) for col in colours], edgecolor=colours, lw=1.2)
+    for k, p in zip(classes, probs.tolist()):
+        ax2.text(k, p + 0.012, f"{p:.3f}", ha="center", va="bottom", fontsize=8.5)
+    ax2.set(
+        title=f"softmax: probabilities, positive, sum = {float(probs.sum()):.0f}",
+        xlabel="class",
+        ylabel="probability",
+        ylim=(0, 0.75),
+    )
+    for ax in (ax1, ax2):
+        ax.set_xticks(classes)
+        ax.grid(axis="y", alpha=0.3)
+    middle = (ax1.get_position().x1 + ax2.get_position().x0) / 2 - 0.012
+    fig.text(middle, 0.5, "\u2192", ha="center", va="center", fontsize=26, color="0.25")
+    fig.text(middle, 0.6, "softmax", ha="center", va="center", fontsize=10, color="0.25")
+    ax2.annotate(
+        f"prediction: class {best}\nthe largest logit,\nthe largest probability",
+        xy=(best - 0.45, float(probs[best]) - 0.03),
+        xytext=(3.0, 0.5),
+        fontsize=9.5,
+        color=shade(COLORS[3], 0.8),
+        ha="center",
+        arrowprops=dict(arrowstyle="-|>", color=COLORS[3], lw=1.2),
+    )
+    save(fig, "softmax_bars.svg")
+
+
 def activations():
     x = torch.linspace(-5, 5, 401).requires_grad_(True)
     funcs = {
@@ -1117,6 +1471,76 @@ def optimization():
     save(fig, "optimization.svg")
 
 
+def one_cycle():
+    """The default recipe's learning rate and Adam's beta1 at each of its 375 steps, read from the
+    optimiser that sc.make_optimizer builds, stepping its one-cycle scheduler."""
+    steps = 375  # one epoch: 48,000 training images in batches of 128
+    optimizer, scheduler = sc.make_optimizer(sc.SimpleCNN(), sc.FAST, steps, 1)
+    rates, beta1 = [], []
+    for t in range(steps):
+        group = optimizer.param_groups[0]
+        rates.append(group["lr"])
+        beta1.append(group["betas"][0])
+        optimizer.step()  # no gradients: nothing moves, but the scheduler sees a step was taken
+        if t < steps - 1:
+            scheduler.step()
+    rates, beta1 = np.array(rates), np.array(beta1)
+    peak = int(rates.argmax())
+    # The peak lies between steps (at 0.25 * 375 - 1 = 92.75): the nearest step comes within 1e-4 of it.
+    assert abs(rates[peak] / sc.FAST.lr - 1) < 1e-4 and int(beta1.argmin()) == peak
+    guide_lr = sc.GUIDE.lr
+    t = np.arange(steps)
+    fig, (ax1, ax2) = plt.subplots(
+        2, 1, figsize=(9, 5.2), sharex=True, gridspec_kw={"height_ratios": [1.6, 1], "hspace": 0.12}
+    )
+    ax1.plot(t, rates * 1e3, color=COLORS[0], lw=2.2, label="one cycle (the default recipe)")
+    ax1.axhline(guide_lr * 1e3, color=COLORS[3], ls="--", lw=1.5, label="constant (the original recipe)")
+    ax1.axvline(peak, color="0.6", ls=":", lw=1.2)
+    ax1.annotate(
+        f"peak {sci(rates[peak])} at step {peak}",
+        xy=(peak, rates[peak] * 1e3),
+        xytext=(peak + 40, rates[peak] * 1e3 * 0.97),
+        fontsize=9.5,
+        va="center",
+        arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1),
+    )
+    ax1.annotate(
+        f"start: peak / 25\n= {sci(rates[0])}",
+        xy=(0, rates[0] * 1e3),
+        xytext=(6, 10.0),
+        fontsize=9.5,
+        arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1),
+    )
+    ax1.annotate(
+        f"last step: peak / 250,000\n= {sci(rates[-1])}",
+        xy=(steps - 1, rates[-1] * 1e3),
+        xytext=(272, 8.5),
+        fontsize=9.5,
+        arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1),
+    )
+    ax1.set(
+        ylabel="learning rate (\u00d710\u207b\u00b3)",
+        title="The default recipe over its one epoch of 375 steps",
+    )
+    ax1.set_ylim(0, 16.5)
+    ax1.legend(fontsize=9, loc="upper right")
+    ax2.plot(t, beta1, color=COLORS[2], lw=2.2, ls="-.")
+    ax2.axvline(peak, color="0.6", ls=":", lw=1.2)
+    ax2.set(xlabel="step", ylabel="Adam's $\\beta_1$", ylim=(0.83, 0.97), xlim=(0, steps - 1))
+    ax2.set_yticks([0.85, 0.9, 0.95])
+    ax2.annotate(
+        f"{beta1.min():.2f} at the peak of the rate",
+        xy=(peak, beta1[peak]),
+        xytext=(peak + 30, 0.935),
+        fontsize=9.5,
+        va="center",
+        arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1),
+    )
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    save(fig, "one_cycle.svg")
+
+
 def regularization():
     g = torch.Generator().manual_seed(0)
     x = torch.linspace(-1, 1, 12, dtype=torch.float64)
@@ -1135,9 +1559,405 @@ def regularization():
     save(fig, "overfitting.svg")
 
 
+def dropout_mask():
+    """Inverted dropout on a small feature map: nn.Dropout(p = 0.45) in training mode, from a fixed
+    seed; the mask is read off its output."""
+    p, n = 0.45, 5
+    x = torch.randint(1, 6, (n, n), generator=torch.Generator().manual_seed(4)).float()
+    with torch.random.fork_rng():
+        torch.manual_seed(6)
+        y = nn.Dropout(p).train()(x)
+    kept = y != 0
+    assert torch.allclose(y[kept], x[kept] / (1 - p)) and not y[~kept].any()
+    scale = 1 / (1 - p)
+    keep_fill, drop_fill = tint(COLORS[2], 0.3), "0.85"
+    fig, ax = canvas((12, 4.6), (-0.3, 22.6), (-2.0, 7.3))
+    ax.text(
+        11.1,
+        -1.5,
+        f"Dropout with p = {p:g} during training: each value is dropped with probability {p:g}",
+        ha="center",
+        va="center",
+        fontsize=13,
+        weight="bold",
+    )
+    lefts = (0, 7.6, 15.2)
+    headings = (
+        ("feature map x", f"{n}\u00d7{n}, one channel of one image"),
+        ("random mask m", f"1: kept (probability {1 - p:g}), 0: dropped"),
+        (f"y = m \u00b7 x / (1 \u2212 {p:g})", f"survivors \u00d7 1/{1 - p:g} = \u00d7{scale:.2f}"),
+    )
+    for left, (heading, sub) in zip(lefts, headings):
+        ax.text(left + n / 2, -0.75, heading, ha="center", va="center", fontsize=11, weight="bold")
+        ax.text(left + n / 2, -0.25, sub, ha="center", va="center", fontsize=9.5, color="0.3")
+    grid(ax, x, lefts[0], 0.2, fill=tint(COLORS[0], 0.15), fontsize=12)
+    for r in range(n):
+        for c in range(n):
+            on = bool(kept[r, c])
+            cell(
+                ax,
+                lefts[1] + c,
+                0.2 + r,
+                "1" if on else "0",
+                keep_fill if on else drop_fill,
+                fontsize=12,
+                color="black" if on else "0.4",
+            )
+            cell(
+                ax,
+                lefts[2] + c,
+                0.2 + r,
+                f"{float(y[r, c]):.2f}" if on else "0",
+                keep_fill if on else drop_fill,
+                fontsize=10.5,
+                color="black" if on else "0.4",
+            )
+    for left, sign in ((lefts[0] + n, "\u00d7"), (lefts[1] + n, "\u2192")):
+        ax.text(
+            (left + left + 2.6) / 2, 0.2 + n / 2, sign, ha="center", va="center", fontsize=22, color="0.3"
+        )
+    count = int(kept.sum())
+    ax.text(
+        11.1,
+        n + 0.85,
+        f"this draw keeps {count} of {n * n} values (on average {n * n}\u00b7{1 - p:g} = {n * n * (1 - p):g}); "
+        f"a new mask for every image and every step",
+        ha="center",
+        va="center",
+        fontsize=10.5,
+    )
+    ax.text(
+        11.1,
+        n + 1.55,
+        f"mean of x: {float(x.mean()):.2f}; mean of y: {float(y.mean()):.2f}; "
+        "the same on average over many masks. In evaluation mode y = x.",
+        ha="center",
+        va="center",
+        fontsize=10.5,
+        color="0.3",
+    )
+    save(fig, "dropout_mask.svg")
+
+
+def batchnorm_stats():
+    """Which values batch norm averages: for one channel, every image of the batch and every
+    position of the map. The mean and variance are checked against nn.BatchNorm2d."""
+    n, c, h, w = 4, 3, 4, 4
+    g = torch.Generator().manual_seed(2)
+    x = (
+        torch.randn(n, c, h, w, generator=g) * torch.tensor([1.0, 0.5, 2.0])[:, None, None]
+        + torch.tensor([1.5, -0.5, 0.0])[:, None, None]
+    )
+    chosen = 0
+    values = x[:, chosen]
+    mu, var = values.mean(), values.var(unbiased=False)
+    bn = nn.BatchNorm2d(c).train()
+    out = bn(x)
+    assert torch.allclose(out[:, chosen], (values - mu) / torch.sqrt(var + bn.eps), atol=1e-5)
+    assert torch.allclose(bn.running_mean[chosen], bn.momentum * mu)
+    side, step = 2.4, 0.45
+    others = ["0.75"] * (c - 1)
+    fig, ax = canvas((12.4, 3.6), (-0.3, 27.6), (-0.9, 6.9), down=False)
+    ax.text(
+        13.6,
+        6.4,
+        f"Batch norm: the mean and variance of channel {chosen} come from all {n} images and all {h}\u00d7{w} positions",
+        ha="center",
+        va="center",
+        fontsize=12.5,
+        weight="bold",
+    )
+    base = 1.0  # the bottom edge of the front sheets
+    pitch = side + (c - 1) * step + 0.9
+    for i in range(n):
+        left = 0.9 + i * pitch
+        stack(ax, left, base + (c - 1) * step, c, side, others + [COLORS[0]], step, cells=w)
+        ax.text(
+            left + (c - 1) * step + side / 2,
+            base - 0.4,
+            f"image {i}",
+            ha="center",
+            va="center",
+            fontsize=10,
+        )
+    right = 0.9 + n * pitch - 0.9
+    double_arrow(ax, (0.9, base - 0.95), (right, base - 0.95))
+    ax.text(
+        (0.9 + right) / 2,
+        base - 1.4,
+        f"N = {n} images, each of shape (C, H, W) = ({c}, {h}, {w})",
+        ha="center",
+        va="center",
+        fontsize=10.5,
+    )
+    tx = right + 0.9
+    lines = [
+        (f"blue: channel {chosen} of every image (front)", shade(COLORS[0], 0.8)),
+        (f"m = N\u00b7H\u00b7W = {n}\u00b7{h}\u00b7{w} = {values.numel()} values", "black"),
+        (f"their mean \u03bc = {float(mu):.2f}, variance \u03c3\u00b2 = {float(var):.2f}", "black"),
+        ("each blue value becomes (x \u2212 \u03bc) / \u221a(\u03c3\u00b2 + \u03b5)", "black"),
+        (f"grey: channels 1 and {c - 1}, each with its own", "0.35"),
+        (f"\u03bc and \u03c3\u00b2 from its own {values.numel()} values", "0.35"),
+    ]
+    for k, (text, colour) in enumerate(lines):
+        weight = "bold" if k == 0 else "normal"
+        ax.text(
+            tx,
+            base + 3.7 - 0.62 * k,
+            text,
+            ha="left",
+            va="center",
+            fontsize=10.5,
+            color=colour,
+            weight=weight,
+        )
+    save(fig, "batchnorm_stats.svg")
+
+
+def loss_curves():
+    """Three shapes of training and validation loss, drawn from simple formulas (illustrations,
+    not measurements): both high and flat, both falling together, validation turning upward."""
+    epochs = np.arange(1, 21)
+    decay = np.exp(-(epochs - 1) / 3)
+    shapes = {
+        "both high and flat: underfitting": (1.75 + 0.3 * decay, 1.85 + 0.25 * decay),
+        "both falling together: a good fit": (0.12 + 1.9 * decay, 0.2 + 1.8 * decay),
+        "validation turns upward: overfitting": (0.03 + 2.0 * decay, 0.3 + 1.75 * decay + 0.035 * epochs),
+    }
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.6), sharey=True)
+    for ax, (title, (train, val)) in zip(axes, shapes.items()):
+        ax.plot(epochs, train, color=COLORS[0], lw=2, marker="o", markersize=3.5, label="training loss")
+        ax.plot(
+            epochs, val, color=COLORS[3], lw=2, ls="--", marker="s", markersize=3.5, label="validation loss"
+        )
+        ax.set(title=title, xlabel="epoch", ylim=(0, 2.3), xlim=(0.5, 20.5), xticks=[1, 5, 10, 15, 20])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8.5, loc="upper right")
+    axes[0].set_ylabel("loss")
+    # Overfitting: where the validation loss is lowest, and the gap at the end.
+    train, val = shapes["validation turns upward: overfitting"]
+    best = int(val.argmin())
+    assert 0 < best < len(epochs) - 1  # the validation curve does turn upward
+    ax = axes[2]
+    ax.plot(epochs[best], val[best], marker="v", color="black", markersize=8, zorder=5)
+    ax.annotate(
+        f"lowest validation loss\n(epoch {epochs[best]})",
+        xy=(epochs[best], val[best] + 0.05),
+        xytext=(epochs[best] + 1.5, 1.45),
+        fontsize=8.5,
+        ha="center",
+        va="center",
+        arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1),
+    )
+    last = epochs[-1] - 0.4
+    ax.annotate(
+        "", xy=(last, train[-1]), xytext=(last, val[-1]), arrowprops=dict(arrowstyle="<|-|>", color="0.2")
+    )
+    ax.text(
+        last - 0.5, (train[-1] + val[-1]) / 2, "generalisation\ngap", ha="right", va="center", fontsize=8.5
+    )
+    fig.suptitle(
+        "Illustrations: the three typical shapes (drawn from simple formulas, not from a training run)",
+        fontsize=10.5,
+        color="0.25",
+        y=1.02,
+    )
+    save(fig, "loss_curves.svg")
+
+
+def memory_order(t: torch.Tensor) -> list[tuple[tuple[int, ...], float]]:
+    """The (index, value) pairs of ``t`` in the order they lie in memory, from its strides; checked
+    against the storage read straight through."""
+    indices = sorted(np.ndindex(*t.shape), key=lambda idx: sum(i * s for i, s in zip(idx, t.stride())))
+    values = [float(t[idx]) for idx in indices]
+    assert values == torch.as_strided(t, (t.numel(),), (1,)).tolist()
+    return list(zip(indices, values))
+
+
+def memory_layout():
+    """The twelve values of a (1, 3, 2, 2) tensor in memory, contiguous (NCHW) and channels last
+    (NHWC), as their strides lay them out."""
+    x = torch.arange(12.0).reshape(1, 3, 2, 2)
+    layouts = {
+        "NCHW (contiguous, the default)": x.contiguous(),
+        "NHWC, channels last": x.contiguous(memory_format=torch.channels_last),
+    }
+    assert all(torch.equal(t, x) for t in layouts.values())  # the same tensor, value for value
+    chan = [COLORS[0], COLORS[1], COLORS[2]]
+    fig, ax = canvas((12.5, 4.1), (-0.6, 23.4), (-1.9, 7.0))
+    ax.text(
+        11.4,
+        -1.45,
+        f"One tensor of shape {tuple(x.shape)}, two orders in memory",
+        ha="center",
+        va="center",
+        fontsize=13,
+        weight="bold",
+    )
+    # The tensor: three 2x2 channel maps; pixel (0, 0) outlined in each.
+    size, top = 1.0, 1.2
+    for c in range(3):
+        left = c * 2.7
+        ax.text(
+            left + 1,
+            top - 0.35,
+            f"channel {c}",
+            ha="center",
+            va="center",
+            fontsize=10.5,
+            weight="bold",
+            color=shade(chan[c], 0.7),
+        )
+        grid(ax, x[0, c], left, top, fill=tint(chan[c], 0.35), size=size, fontsize=12)
+        outline(ax, left + 0.06, top + 0.06, size - 0.12, size - 0.12, "black", lw=1.6, ls="--", zorder=5)
+    ax.text(
+        3.85,
+        top + 2.55,
+        "dashed: pixel (h, w) = (0, 0)\nin each channel",
+        ha="center",
+        va="top",
+        fontsize=9.5,
+        color="0.3",
+    )
+    ax.text(
+        3.85,
+        top + 3.7,
+        "x[0, c, h, w]: image 0,\nchannel c, row h, column w",
+        ha="center",
+        va="top",
+        fontsize=9.5,
+        color="0.3",
+    )
+
+    # The memory: twelve cells in a row for each layout.
+    mx, unit = 9.6, 1.1
+    for row, (name, t) in enumerate(layouts.items()):
+        y0 = 0.9 + row * 3.7
+        order = memory_order(t)
+        ax.text(mx, y0 - 0.95, name, ha="left", va="center", fontsize=11, weight="bold")
+        ax.text(
+            mx + 12 * unit,
+            y0 - 0.95,
+            "strides (" + ", ".join(map(str, t.stride())) + ")",
+            ha="right",
+            va="center",
+            fontsize=10.5,
+            family="monospace",
+        )
+        for k, ((_, c, h, w), value) in enumerate(order):
+            ax.text(
+                mx + (k + 0.5) * unit, y0 - 0.3, str(k), ha="center", va="center", fontsize=8, color="0.45"
+            )
+            cell(ax, mx + k * unit, y0, num(value), tint(chan[c], 0.35), size=unit, fontsize=12)
+            if (h, w) == (0, 0):
+                outline(
+                    ax,
+                    mx + k * unit + 0.06,
+                    y0 + 0.06,
+                    unit - 0.12,
+                    unit - 0.12,
+                    "black",
+                    lw=1.6,
+                    ls="--",
+                    zorder=5,
+                )
+        # Brackets under the groups that lie together: a channel's map, or a pixel's channels.
+        group = 4 if row == 0 else 3
+        for g in range(12 // group):
+            a, b = mx + g * group * unit + 0.1, mx + (g + 1) * group * unit - 0.1
+            ax.plot(
+                [a, a, b, b],
+                [y0 + unit + 0.15, y0 + unit + 0.3, y0 + unit + 0.3, y0 + unit + 0.15],
+                color="0.35",
+                lw=1,
+            )
+            (_, c, h, w), _ = order[g * group]
+            label = f"channel {c}" if row == 0 else f"pixel ({h}, {w})"
+            ax.text(
+                (a + b) / 2, y0 + unit + 0.65, label, ha="center", va="center", fontsize=9.5, color="0.25"
+            )
+    ax.text(mx - 0.25, 0.6, "memory\noffset", ha="right", va="center", fontsize=8, color="0.45")
+    save(fig, "memory_layout.svg")
+
+
+def float_formats():
+    """The bit fields of float32, float16 and bfloat16 (widths from torch.finfo), filled with the
+    bits each stores for pi."""
+    formats = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    fields = {}
+    for name, dtype in formats.items():
+        info = torch.finfo(dtype)
+        fraction = round(-np.log2(info.eps))
+        fields[name] = (1, info.bits - 1 - fraction, fraction)
+    assert fields == {"float32": (1, 8, 23), "float16": (1, 5, 10), "bfloat16": (1, 8, 7)}
+    colours = [COLORS[3], COLORS[0], COLORS[2]]
+    names = ["sign", "exponent", "fraction"]
+    unit = 0.6
+    fig, ax = canvas((12.5, 4.2), (-3.2, 31.6), (-1.6, 7.8))
+    ax.text(
+        14.2,
+        -1.15,
+        "Three floating-point formats, bit by bit, each storing \u03c0",
+        ha="center",
+        va="center",
+        fontsize=13,
+        weight="bold",
+    )
+    for row, (name, dtype) in enumerate(formats.items()):
+        y0 = 0.3 + row * 2.3
+        value = torch.tensor(np.pi, dtype=dtype)
+        bits_total = sum(fields[name])
+        integer = int(value.view(torch.int32 if bits_total == 32 else torch.int16)) & ((1 << bits_total) - 1)
+        bits = format(integer, f"0{bits_total}b")
+        ax.text(-0.3, y0 + unit / 2, name, ha="right", va="center", fontsize=11.5, weight="bold")
+        k = 0
+        for field, (width, colour, label) in enumerate(zip(fields[name], colours, names)):
+            for _ in range(width):
+                cell(
+                    ax, k * unit, y0, bits[k], tint(colour, 0.35), size=unit, fontsize=10, edge="0.5", lw=0.6
+                )
+                k += 1
+            left = (k - width) * unit
+            outline(ax, left, y0, width * unit, unit, colour, lw=2, zorder=5)
+            # The sign's one bit is too narrow for its label: that one goes a line lower, ending at the bit.
+            ax.text(
+                left + width * unit if field == 0 else left + width * unit / 2,
+                y0 + unit + (0.75 if field == 0 else 0.35),
+                f"{label} {width}",
+                ha="right" if field == 0 else "center",
+                va="center",
+                fontsize=9.5,
+                color=shade(colour, 0.75),
+                weight="bold",
+            )
+        ax.text(
+            20.0,
+            y0 + unit / 2,
+            f"largest {sci(torch.finfo(dtype).max) if torch.finfo(dtype).max > 1e6 else f'{torch.finfo(dtype).max:,.0f}'}"
+            f";  \u03c0 is stored as {float(value):.8g}",
+            ha="left",
+            va="center",
+            fontsize=10.5,
+        )
+    ax.text(
+        14.2,
+        7.35,
+        "bfloat16 is the first 16 bits of float32 (rounded): the same exponent, so the same range, "
+        "but 7 fraction bits instead of 23",
+        ha="center",
+        va="center",
+        fontsize=10,
+        color="0.3",
+    )
+    save(fig, "float_formats.svg")
+
+
 if __name__ == "__main__":
-    pictures = (conv1d_flip_slide, conv2d_padding_stride, conv_multichannel, pooling_max_avg, receptive_field)
-    curves = (activations, losses, optimization, regularization)
-    for draw in (*pictures, network_map, training_loop, *curves):
+    pictures = (conv1d_flip_slide, conv2d_padding_stride, conv_multichannel, pooling_max_avg, pooling_gradient,
+                receptive_field)  # fmt: skip
+    whole_picture = (network_map, training_loop, batch_tensor, softmax_bars)
+    curves = (activations, losses, optimization, one_cycle, regularization, dropout_mask, batchnorm_stats)
+    appendix = (loss_curves, memory_layout, float_formats)
+    for draw in (*pictures, *whole_picture, *curves, *appendix):
         draw()
     print("figures written to", OUT)

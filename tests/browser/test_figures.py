@@ -1,12 +1,13 @@
 """The pictures drawn by chapters/figures/make_figures.py, as the built book shows them.
 
-* Each picture is on its page, loads, and has a real text alternative and a caption: the five pictures
-  of chapters 1 and 2 on their pages; the map of the network and the training loop on whichever pages
-  of _toc.yml use them (a picture that no page shows is a failure too).
+* Each picture is on its page, loads, and has a real text alternative and a caption: the pictures
+  that teach one idea on the page that teaches it (the first chapter, chapters 1, 2 and 5 to 7 and
+  appendix B); the map of the network and the training loop on whichever pages of _toc.yml use them
+  (a picture that no page shows is a failure too).
 * Each picture paints an opaque white background over its whole area first, so that its dark text
   stays readable on the dark theme whatever the theme does to images.
-* Full-page screenshots of the pages with pictures (chapters 1, 2 and 7, and the first chapter
-  when _toc.yml has it), in the light and the dark scheme, and one screenshot of each picture, go
+* Full-page screenshots of the pages with pictures (chapters 1, 2, 5, 6 and 7, appendix B, and
+  the first chapter when _toc.yml has it), in the light and the dark scheme, and one screenshot of each picture, go
   to test-artifacts/screenshots/ with names starting with ``figures--``.
 """
 
@@ -24,11 +25,20 @@ FIGURES_DIR = ROOT / "chapters" / "figures"
 #: The pictures and the page that teaches each idea; None: the page that uses it, found in the
 #: sources of _toc.yml.
 PICTURES: dict[str, str | None] = {
+    "batch_tensor.svg": "chapters/00-whole-picture",
+    "softmax_bars.svg": "chapters/00-whole-picture",
     "conv1d_flip_slide.svg": "chapters/01-convolution",
     "conv2d_padding_stride.svg": "chapters/01-convolution",
     "conv_multichannel.svg": "chapters/01-convolution",
     "pooling_max_avg.svg": "chapters/02-pooling",
+    "pooling_gradient.svg": "chapters/02-pooling",
     "receptive_field.svg": "chapters/02-pooling",
+    "one_cycle.svg": "chapters/05-optimization",
+    "dropout_mask.svg": "chapters/06-regularization",
+    "batchnorm_stats.svg": "chapters/06-regularization",
+    "loss_curves.svg": "chapters/07-simple-cnn-mnist",
+    "memory_layout.svg": "chapters/B-training-fast",
+    "float_formats.svg": "chapters/B-training-fast",
     "network_map.svg": None,
     "training_loop.svg": None,
 }
@@ -38,7 +48,10 @@ SCREENSHOT_PAGES = [
     "chapters/00-whole-picture",
     "chapters/01-convolution",
     "chapters/02-pooling",
+    "chapters/05-optimization",
+    "chapters/06-regularization",
     "chapters/07-simple-cnn-mnist",
+    "chapters/B-training-fast",
 ]
 OPTIONAL_PAGES = {"chapters/00-whole-picture"}
 

@@ -1180,25 +1180,18 @@ def digit_image(digit: int, size: int = 28, box: float = 20, shear: float = 0.0,
 
 
 def pixels(ax, image, x, y, unit, colour=(1.0, 1.0, 1.0), zorder=2):
-    """A grayscale image as squares of side ``unit``, top-left corner at (x, y) (y down): black
-    background, each lit pixel ``colour`` scaled by its brightness."""
+    """A grayscale image with pixels of side ``unit``, top-left corner at (x, y) (y down): each
+    pixel ``colour`` scaled by its brightness, on black. Embedded as the image itself, one value
+    per pixel, drawn without smoothing."""
     h, w = image.shape
-    ax.add_patch(
-        Rectangle((x, y), w * unit, h * unit, facecolor="black", edgecolor="0.3", lw=1, zorder=zorder)
+    rgb = (image[:, :, None] / 255.0) * np.asarray(colour)[None, None, :]
+    ax.imshow(
+        rgb,
+        extent=(x, x + w * unit, y + h * unit, y),
+        interpolation="none",
+        zorder=zorder,
     )
-    for r, c in zip(*np.nonzero(image)):
-        value = image[r, c] / 255
-        ax.add_patch(
-            Rectangle(
-                (x + c * unit, y + r * unit),
-                unit,
-                unit,
-                facecolor=tuple(value * v for v in colour),
-                edgecolor=tuple(value * v for v in colour),  # an edge of the same colour: no seams
-                lw=0.3,
-                zorder=zorder,
-            )
-        )
+    ax.add_patch(Rectangle((x, y), w * unit, h * unit, fill=False, edgecolor="0.3", lw=1, zorder=zorder))
 
 
 def double_arrow(ax, start, end, color="0.2", lw=1.3):

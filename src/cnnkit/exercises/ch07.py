@@ -66,7 +66,7 @@ def _(flat_size, fc1_params):
     "7.4",
     NOTEBOOK,
     "the loss before training",
-    hint="an untrained classifier gives every one of K classes a probability of about 1/K, and "
+    hint="an untrained classifier gives every one of C classes a probability of about 1/C, and "
     "cross-entropy is −ln(probability of the right class).",
     solution="""
         import math

@@ -60,7 +60,7 @@ window.SimpleCNNLab = (function () {
     var k = data.constants, G = k.grid, colors = data.colors, model = net.decodeWeights(data);
     var ink = new Float32Array(G * G), RADIUS = 4.2;
     var state = { ready: false, version: 0, empty: true, probs: null, prediction: null, ms: null, selected: null };
-    var last = null, pen = null, pending = false, result = null, prepared = null;
+    var pending = false, result = null, prepared = null;
 
     // --- the layout
     var pad = el("canvas", { "class": "scnn-pad", width: G, height: G, role: "img",
@@ -112,36 +112,8 @@ window.SimpleCNNLab = (function () {
     root.appendChild(detail);
     root.appendChild(footer);
 
-    // --- drawing: a round brush with a soft edge, one segment per pointer move
-    function stamp(p, q) {
-      var x0 = Math.max(0, Math.floor(Math.min(p[0], q[0]) - RADIUS - 1)), x1 = Math.min(G - 1, Math.ceil(Math.max(p[0], q[0]) + RADIUS + 1));
-      var y0 = Math.max(0, Math.floor(Math.min(p[1], q[1]) - RADIUS - 1)), y1 = Math.min(G - 1, Math.ceil(Math.max(p[1], q[1]) + RADIUS + 1));
-      var dx = q[0] - p[0], dy = q[1] - p[1], len2 = dx * dx + dy * dy;
-      for (var y = y0; y <= y1; y++) for (var x = x0; x <= x1; x++) {
-        var cx = x + 0.5, cy = y + 0.5, t = len2 > 0 ? Math.max(0, Math.min(1, ((cx - p[0]) * dx + (cy - p[1]) * dy) / len2)) : 0;
-        var ex = cx - p[0] - t * dx, ey = cy - p[1] - t * dy, v = Math.max(0, Math.min(1, RADIUS + 0.5 - Math.sqrt(ex * ex + ey * ey)));
-        if (v > ink[y * G + x]) ink[y * G + x] = v;
-      }
-    }
-    function at(e) {
-      var rect = pad.getBoundingClientRect();
-      return [(e.clientX - rect.left) / rect.width * G, (e.clientY - rect.top) / rect.height * G];
-    }
-    pad.addEventListener("pointerdown", function (e) {
-      if (e.button > 0) return;
-      e.preventDefault();
-      try { pad.setPointerCapture(e.pointerId); } catch (err) { /* a synthetic event has no pointer to capture */ }
-      pen = e.pointerId; last = at(e); stamp(last, last); schedule();
-    });
-    pad.addEventListener("pointermove", function (e) {
-      if (pen !== e.pointerId) return;
-      var moves = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
-      (moves.length ? moves : [e]).forEach(function (m) { var q = at(m); stamp(last, q); last = q; });
-      schedule();
-    });
-    function lift(e) { if (pen === e.pointerId) { pen = null; update(true); } }
-    pad.addEventListener("pointerup", lift);
-    pad.addEventListener("pointercancel", lift);
+    // --- drawing (dom.js): the pad paints `ink`; redraw while drawing, read the digit when lifted
+    dom.drawingPad(pad, G, RADIUS, ink, schedule, function () { update(true); });
 
     clear.addEventListener("click", function () { ink.fill(0); update(true); });
     examples.addEventListener("click", function (e) {

@@ -26,5 +26,42 @@ window.SimpleCNNDom = (function () {
     };
   }
 
-  return { el: el, payload: payload, safely: safely };
+  // The drawing pad of the digit lab and the training lab: a round brush with a soft edge paints
+  // `ink` (grid x grid values in [0, 1]) on the canvas `pad`, one segment per pointer move.
+  // onStroke() runs after each move (redraw soon), onLift() when the pointer is lifted.
+  function drawingPad(pad, grid, radius, ink, onStroke, onLift) {
+    var last = null, pen = null;
+    function stamp(p, q) {
+      var x0 = Math.max(0, Math.floor(Math.min(p[0], q[0]) - radius - 1)), x1 = Math.min(grid - 1, Math.ceil(Math.max(p[0], q[0]) + radius + 1));
+      var y0 = Math.max(0, Math.floor(Math.min(p[1], q[1]) - radius - 1)), y1 = Math.min(grid - 1, Math.ceil(Math.max(p[1], q[1]) + radius + 1));
+      var dx = q[0] - p[0], dy = q[1] - p[1], len2 = dx * dx + dy * dy;
+      for (var y = y0; y <= y1; y++) for (var x = x0; x <= x1; x++) {
+        // the distance from the cell's centre to the segment p-q decides how much ink it gets
+        var cx = x + 0.5, cy = y + 0.5, t = len2 > 0 ? Math.max(0, Math.min(1, ((cx - p[0]) * dx + (cy - p[1]) * dy) / len2)) : 0;
+        var ex = cx - p[0] - t * dx, ey = cy - p[1] - t * dy, v = Math.max(0, Math.min(1, radius + 0.5 - Math.sqrt(ex * ex + ey * ey)));
+        if (v > ink[y * grid + x]) ink[y * grid + x] = v;
+      }
+    }
+    function at(e) {
+      var rect = pad.getBoundingClientRect();
+      return [(e.clientX - rect.left) / rect.width * grid, (e.clientY - rect.top) / rect.height * grid];
+    }
+    pad.addEventListener("pointerdown", function (e) {
+      if (e.button > 0) return;
+      e.preventDefault();
+      try { pad.setPointerCapture(e.pointerId); } catch (err) { /* a synthetic event has no pointer to capture */ }
+      pen = e.pointerId; last = at(e); stamp(last, last); onStroke();
+    });
+    pad.addEventListener("pointermove", function (e) {
+      if (pen !== e.pointerId) return;
+      var moves = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
+      (moves.length ? moves : [e]).forEach(function (m) { var q = at(m); stamp(last, q); last = q; });
+      onStroke();
+    });
+    function lift(e) { if (pen === e.pointerId) { pen = null; onLift(); } }
+    pad.addEventListener("pointerup", lift);
+    pad.addEventListener("pointercancel", lift);
+  }
+
+  return { el: el, payload: payload, safely: safely, drawingPad: drawingPad };
 })();

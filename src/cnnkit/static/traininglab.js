@@ -12,20 +12,12 @@
 // nothing from elsewhere.
 window.SimpleCNNTrainingLab = (function () {
   "use strict";
-  var T = window.SimpleCNNTrain, net = window.SimpleCNN;
+  var T = window.SimpleCNNTrain, net = window.SimpleCNN, el = window.SimpleCNNDom.el;  // dom.js, loaded first
   // Between two measurements of test accuracy the second worker rests at least 2 s, and at least
   // as long as the last measurement took, so that on a machine with two cores it takes at most
   // half of one from the other work of the page and the machine.
   var EVAL_GAP_MS = 2000;
 
-  function el(tag, attrs, children) {
-    var e = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "text") e.textContent = attrs[k]; else e.setAttribute(k, attrs[k]);
-    });
-    (children || []).forEach(function (c) { e.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
-    return e;
-  }
   function hex(c) { return [1, 3, 5].map(function (i) { return parseInt(c.substr(i, 2), 16); }); }
   function thousands(n) { return Math.round(n).toLocaleString("en-US"); }
   function percent(p) { return (100 * p).toFixed(1) + " %"; }
@@ -386,37 +378,9 @@ window.SimpleCNNTrainingLab = (function () {
     });
     window.addEventListener("pagehide", shutDown);
 
-    // --- the drawing pad (as in the digit lab of chapter 8)
-    var ink = new Float32Array(G * G), last = null, pen = null, pending = false, testIndex = 0;
-    function stamp(p, q) {
-      var x0 = Math.max(0, Math.floor(Math.min(p[0], q[0]) - RADIUS - 1)), x1 = Math.min(G - 1, Math.ceil(Math.max(p[0], q[0]) + RADIUS + 1));
-      var y0 = Math.max(0, Math.floor(Math.min(p[1], q[1]) - RADIUS - 1)), y1 = Math.min(G - 1, Math.ceil(Math.max(p[1], q[1]) + RADIUS + 1));
-      var dx = q[0] - p[0], dy = q[1] - p[1], len2 = dx * dx + dy * dy;
-      for (var y = y0; y <= y1; y++) for (var x = x0; x <= x1; x++) {
-        var cx = x + 0.5, cy = y + 0.5, t = len2 > 0 ? Math.max(0, Math.min(1, ((cx - p[0]) * dx + (cy - p[1]) * dy) / len2)) : 0;
-        var ex = cx - p[0] - t * dx, ey = cy - p[1] - t * dy, v = Math.max(0, Math.min(1, RADIUS + 0.5 - Math.sqrt(ex * ex + ey * ey)));
-        if (v > ink[y * G + x]) ink[y * G + x] = v;
-      }
-    }
-    function at(e) {
-      var rect = pad.getBoundingClientRect();
-      return [(e.clientX - rect.left) / rect.width * G, (e.clientY - rect.top) / rect.height * G];
-    }
-    pad.addEventListener("pointerdown", function (e) {
-      if (e.button > 0) return;
-      e.preventDefault();
-      try { pad.setPointerCapture(e.pointerId); } catch (err) { /* a synthetic event has no pointer to capture */ }
-      pen = e.pointerId; last = at(e); stamp(last, last); schedule();
-    });
-    pad.addEventListener("pointermove", function (e) {
-      if (pen !== e.pointerId) return;
-      var moves = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
-      (moves.length ? moves : [e]).forEach(function (m) { var q = at(m); stamp(last, q); last = q; });
-      schedule();
-    });
-    function lift(e) { if (pen === e.pointerId) { pen = null; readDrawing(); } }
-    pad.addEventListener("pointerup", lift);
-    pad.addEventListener("pointercancel", lift);
+    // --- the drawing pad (dom.js, as in the digit lab of chapter 8)
+    var ink = new Float32Array(G * G), pending = false, testIndex = 0;
+    window.SimpleCNNDom.drawingPad(pad, G, RADIUS, ink, schedule, readDrawing);
     clear.addEventListener("click", function () { ink.fill(0); readDrawing(); });
     testDigit.addEventListener("click", function () {
       if (!digits) return;
@@ -472,12 +436,5 @@ window.SimpleCNNTrainingLab = (function () {
     }).catch(fail);
   }
 
-  function safely(fn) {
-    return function (root) {
-      try { fn(root); }
-      catch (err) { root.appendChild(el("p", { "class": "scnn-message scnn-warn", role: "alert", text: "⚠ The training lab could not start: " + err.message })); }
-    };
-  }
-
-  return { start: safely(start) };
+  return { start: window.SimpleCNNDom.safely("training lab", start) };
 })();

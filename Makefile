@@ -71,8 +71,6 @@ vendor: $(VENDOR_STAMP)
 figures: env
 	$(BIN)/python chapters/figures/make_figures.py
 
-# TQDM_DISABLE=1: no live progress bar (only the per-epoch lines), since a static page could
-# only show the Jupyter widget with a widget manager loaded from elsewhere.
 # The source hash is written before the build, so a failed build keeps the cached notebooks
 # that did execute: the next build runs only those that failed or changed.
 book: env vendor figures
@@ -80,7 +78,7 @@ book: env vendor figures
 	  && [ "$$(cat $(BOOK_DIR)/.src-hash 2>/dev/null)" != "$(SRC_HASH)" ]; then \
 	  echo "src/ changed: executing the notebooks afresh"; rm -rf $(BOOK_DIR)/.jupyter_cache $(BOOK_DIR)/.doctrees; fi
 	@mkdir -p $(BOOK_DIR) && echo "$(SRC_HASH)" > $(BOOK_DIR)/.src-hash
-	TQDM_DISABLE=1 $(BIN)/jupyter-book build . -W --keep-going
+	$(BIN)/jupyter-book build . -W --keep-going
 	@echo "The book is at $(BOOK_OUT)/index.html"
 
 # Style first: it takes seconds. Then one thread per process: with JOBS parallel workers on a

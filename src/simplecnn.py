@@ -372,8 +372,7 @@ def format_epoch(row: dict, epochs: int) -> str:
 
 
 def _progress_bar(total: int):
-    """tqdm's bar: a live widget in Jupyter, text in a terminal (``TQDM_DISABLE=1`` turns it off,
-    as the book is built: a static page cannot show the live widget)."""
+    """tqdm's bar: a live widget in Jupyter (which a static page cannot show), text in a terminal."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="training", unit="batch")

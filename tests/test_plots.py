@@ -5,7 +5,7 @@ static page.
   cycle and an opaque white background (readable on the book's dark theme); importing changes nothing;
 * every figure drawn in a notebook carries a text description (from its titles, axis labels and
   legend) in its PNG, which the book's Sphinx extension (_ext/simplecnn_book.py) makes its alt text;
-* with TQDM_DISABLE=1 (how the book is built) training prints only its per-epoch lines.
+* without a progress bar (as the notebooks train) training prints only its per-epoch lines.
 """
 
 import base64
@@ -24,6 +24,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 
 import simplecnn as sc  # noqa: E402
 from cnnkit import plots  # noqa: E402
+from cnnkit.mnist import Splits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "_ext"))
@@ -115,28 +116,18 @@ def test_extension_reads_the_description_from_a_png(tmp_path):
     assert simplecnn_book.png_description(tmp_path / "missing.png") is None
 
 
-def test_without_a_live_bar_training_prints_only_the_epoch_lines():
-    """As the book is built (TQDM_DISABLE=1, read by tqdm when it is imported): no live bar, since
-    a static page cannot show the widget; one line per epoch."""
-    import subprocess
-
-    script = (
-        "import torch, simplecnn as sc\n"
-        "from cnnkit.mnist import Splits\n"
-        "x, y = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))\n"
-        "small = Splits(x, y, x[:64], y[:64], x[:64], y[:64])\n"
-        "sc.train(sc.SimpleCNN(), small, sc.GUIDE, epochs=2, progress=True, log=print)\n"
-    )
-    env = dict(os.environ, TQDM_DISABLE="1", OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
-    )
-    assert [line[:11] for line in result.stdout.splitlines()] == ["epoch  1/2 ", "epoch  2/2 "]
-    assert "training" not in result.stderr
+def test_without_a_live_bar_training_prints_only_the_epoch_lines(capsys):
+    """As the notebooks train (no ``progress``): no live bar, which a static page cannot show;
+    one line per epoch."""
+    x, y = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+    small = Splits(x, y, x[:64], y[:64], x[:64], y[:64])
+    sc.train(sc.SimpleCNN(), small, sc.GUIDE, epochs=2, log=print)
+    captured = capsys.readouterr()
+    assert [line[:11] for line in captured.out.splitlines()] == ["epoch  1/2 ", "epoch  2/2 "]
+    assert "training" not in captured.err
 
 
-def test_default_progress_is_a_live_bar(monkeypatch, capsys):
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+def test_default_progress_is_a_live_bar(capsys):
     bar = sc._progress_bar(total=2)
     bar.update(2)
     bar.close()

@@ -174,7 +174,7 @@ def test_images_load_and_have_alt_text(visits, path):
 @pytest.mark.parametrize("path", PAGES)
 def test_no_widget_outputs(visits, path):
     # A widget saved in a notebook needs a widget manager loaded from elsewhere to show anything.
-    # The book is built with TQDM_DISABLE=1 (see the Makefile), so there is no progress widget.
+    # The notebooks print one line per epoch and ask sc.train for no live progress bar.
     assert visits(path)["light"]["widgetViews"] == 0, (
         f"{path} embeds Jupyter widgets, which a static offline page cannot show; print text instead"
     )

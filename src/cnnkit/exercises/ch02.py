@@ -12,7 +12,7 @@ NOTEBOOK = "02-pooling"
 #: The map of exercises 2.1 and 2.3.
 EXERCISE_MAP = np.array([[2, 0, 1, 4], [5, 3, 8, 1], [0, 1, 2, 2], [9, 4, 3, 6]], dtype=float)
 #: The worked example of the chapter (exercise 2.4).
-WORKED_MAP = np.array([[1, 3, 2, 1], [4, 6, 5, 0], [3, 1, 1, 2], [0, 2, 4, 7]], dtype=float)
+WORKED_MAP = scratch.WORKED_POOLING_MAP  # the chapter's worked 4x4 map
 
 
 def _first_wrong_window(answer: np.ndarray, expected: np.ndarray, k: int, stride: int) -> str:

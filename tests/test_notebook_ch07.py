@@ -19,7 +19,7 @@ import pytest
 from nbclient import NotebookClient
 
 from cnnkit import exercises
-from cnnkit.exercises import ch07_build
+from cnnkit.exercises import ch07_build, ch07_loop
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PATH = NOTEBOOKS / "07-simple-cnn-mnist.ipynb"
@@ -99,7 +99,7 @@ def test_wrong_versions_fail_in_the_notebook_with_a_message_naming_the_differenc
         marker, table, solution = (
             (MODEL_CHECK, ch07_build.MODEL_MISTAKES, ch07_build.MODEL_SOLUTION)
             if key == "7.1"
-            else (LOOP_CHECK, ch07_build.LOOP_MISTAKES, ch07_build.LOOP_SOLUTION)
+            else (LOOP_CHECK, ch07_loop.LOOP_MISTAKES, ch07_loop.LOOP_SOLUTION)
         )
         filled = _fill(notebook, marker, exercises.edit(solution, *table[mistake][:2]))
         cells.append(filled.cells[_cell_index(filled, marker)])

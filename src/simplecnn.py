@@ -1,21 +1,14 @@
 """The Simple CNN: the network this course builds, and the loop that trains it.
 
-Read it top to bottom; each part names the chapter that explains it.
-
-    SimpleCNN       the network: chapters 1-3 and 6 give its layers, chapter 7 assembles it
-    Recipe          how to train it: loss (chapter 4), optimiser and schedule (chapter 5),
-                    augmentation (chapter 6)
-    Batches         mini-batches sliced from tensors held in memory (chapter 7)
-    train_epoch     one pass over the training data: forward, loss, backward, step (chapter 7)
-    evaluate        loss and accuracy without learning (chapter 7)
-    train           epochs of train_epoch and evaluate, with a history to plot (chapter 7)
+Read it top to bottom; each part names the chapter that explains it: ``SimpleCNN``, the network
+(chapters 1-3 and 6, assembled in chapter 7); ``Recipe``, how to train it (loss in chapter 4,
+optimiser and schedule in 5, augmentation in 6); then, from chapter 7, ``Batches``,
+``train_epoch``, ``evaluate``, ``predict`` and ``train``.
 
 Everything else (MNIST files, plots, checkpoints, the command line, the explorers, and the
 speed-ups of appendix B in ``cnnkit.speed``) lives in the support package ``cnnkit``, which uses
 this file and never the other way round.
 """
-
-from __future__ import annotations
 
 import time
 from collections import OrderedDict
@@ -42,52 +35,39 @@ def check_input(x: torch.Tensor, shape: tuple[int, int, int], model_name: str) -
     """Raise a ValueError that says what was expected when ``x`` is not ``(N, *shape)``."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{model_name} expects a torch.Tensor, got {type(x).__name__}")
-    if x.dim() == 4 and tuple(x.shape[1:]) == tuple(shape):
+    got, shape = tuple(x.shape), tuple(shape)
+    if len(got) == 4 and got[1:] == shape:
         return
-    hint = ""
-    if tuple(x.shape) == tuple(shape):
-        hint = " A single image needs a batch dimension: use x.unsqueeze(0)."
-    elif shape[0] == 1 and tuple(x.shape) == tuple(shape[1:]):
-        hint = " A single 2D image needs batch and channel dimensions: use x[None, None]."
-    elif shape[0] == 1 and x.dim() == 3 and tuple(x.shape[1:]) == tuple(shape[1:]):
-        hint = " A batch of 2D images needs a channel dimension: use x.unsqueeze(1)."
-    expected = "(N, " + ", ".join(str(s) for s in shape) + ")"
+    hints = {}
+    if shape[0] == 1:  # grayscale: a 2D image lacks the channel dimension too
+        hints[got[:1] + shape[1:]] = "A batch of 2D images needs a channel dimension: use x.unsqueeze(1)."
+        hints[shape[1:]] = "A single 2D image needs batch and channel dimensions: use x[None, None]."
+    hints[shape] = "A single image needs a batch dimension: use x.unsqueeze(0)."
+    expected = "(N, " + ", ".join(map(str, shape)) + ")"
     raise ValueError(
-        f"{model_name} expects input of shape {expected} (batch, channels, height, "
-        f"width); got {tuple(x.shape)}.{hint}"
+        f"{model_name} expects input of shape {expected} (batch, channels, height, width); "
+        f"got {got}. {hints.get(got, '')}".rstrip()
     )
 
 
 class SimpleCNN(nn.Module):
-    """The course's network for 28x28 grayscale digits.
+    """The course's network for 28x28 grayscale digits (input (N, 1, 28, 28)).
 
-    =====================  ==============  ==========================================
-    layer                  output shape    chapter
-    =====================  ==============  ==========================================
-    input                  (N, 1, 28, 28)
-    conv1 5x5, 1->32       (N, 32, 24, 24) 1: convolution, 28 - 5 + 1 = 24
-    bn1, act1 (ReLU)       (N, 32, 24, 24) 6: batch norm; 3: activations
-    pool1 2x2              (N, 32, 12, 12) 2: pooling
-    drop1 p=0.45           (N, 32, 12, 12) 6: dropout
-    conv2 5x5, 32->64      (N, 64, 8, 8)   1: 12 - 5 + 1 = 8
-    bn2, act2 (ReLU)       (N, 64, 8, 8)
-    pool2 2x2              (N, 64, 4, 4)
-    drop2 p=0.35           (N, 64, 4, 4)
-    flatten                (N, 1024)       64 * 4 * 4 = 1024
-    fc1 1024->512, act3    (N, 512)        7: the classifier
-    fc2 512->10            (N, 10)         4: logits; the softmax lives in the loss
-    =====================  ==============  ==========================================
+    layer               output shape     chapter
+    conv1 5x5, 1->32    (N, 32, 24, 24)  1 convolution: 28 - 5 + 1 = 24
+    bn1, act1 (ReLU)    (N, 32, 24, 24)  6 batch norm, 3 activations
+    pool1 2x2, drop1    (N, 32, 12, 12)  2 pooling, 6 dropout (p = 0.45)
+    conv2 5x5, 32->64   (N, 64, 8, 8)    1: 12 - 5 + 1 = 8; then bn2 and act2
+    pool2 2x2, drop2    (N, 64, 4, 4)    2, 6 (p = 0.35)
+    flatten, fc1, act3  (N, 512)         7 the classifier: 64 * 4 * 4 = 1024 inputs
+    fc2 512->10         (N, 10)          4 logits; the softmax lives in the loss
 
     The keyword arguments exist for the chapters' experiments (another activation, no batch
     norm, no dropout); the defaults are the Simple CNN itself.
     """
 
-    def __init__(
-        self,
-        activation: Callable[[], nn.Module] = nn.ReLU,
-        batch_norm: bool = True,
-        dropout: tuple[float, float] = (0.45, 0.35),
-    ):
+    def __init__(self, activation: Callable[[], nn.Module] = nn.ReLU, batch_norm: bool = True,
+                 dropout: tuple[float, float] = (0.45, 0.35)):  # fmt: skip
         super().__init__()
         self.features = nn.Sequential(
             OrderedDict(
@@ -162,17 +142,14 @@ def make_optimizer(model: nn.Module, recipe: Recipe, steps_per_epoch: int, epoch
 
 def one_cycle(optimizer, total_steps: int, warmup: float, beta1: float | None = None):
     """A one-cycle schedule (chapter 5): each learning rate of ``optimizer`` is its peak, reached
-    after ``warmup`` of the steps. With ``beta1``, Adam's momentum moves against the learning
-    rate, from ``beta1`` down to 0.85 at the peak and back, so the largest steps lean less on old
-    gradients; without it the momentum stays as it is."""
+    after ``warmup`` of the steps. With ``beta1``, Adam's momentum falls from ``beta1`` to 0.85
+    at the peak and rises back, so the largest steps lean less on old gradients."""
     if total_steps < 3:
         raise ValueError(f"a one-cycle schedule needs at least 3 steps, got {total_steps}")
     warmup = min(max(warmup, 2 / total_steps), 1 - 1 / total_steps)  # each phase gets a step or more
     peaks = [group["lr"] for group in optimizer.param_groups]
-    momentum = (
-        dict(max_momentum=beta1, base_momentum=min(0.85, beta1)) if beta1 else dict(cycle_momentum=False)
-    )
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, peaks, total_steps, pct_start=warmup, **momentum)
+    beta = dict(max_momentum=beta1, base_momentum=min(0.85, beta1)) if beta1 else dict(cycle_momentum=False)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, peaks, total_steps, pct_start=warmup, **beta)
 
 
 def random_shift(max_shift: int = 2, generator: torch.Generator | None = None):
@@ -212,10 +189,8 @@ class Batches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
-        order = torch.randperm(n, generator=self.generator).to(self.y.device) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
-            idx = slice(start, start + self.batch_size)
-            idx = idx if order is None else order[idx]
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for idx in order.to(self.y.device).split(self.batch_size):
             xb, yb = self.x[idx], self.y[idx]
             yield (self.augment(xb) if self.augment is not None else xb), yb
 
@@ -225,7 +200,7 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def train_epoch(model, batches, optimizer, loss_fn=None, scheduler=None, progress=None):
+def train_epoch(model, batches, optimizer, loss_fn=None, scheduler=None):
     """One pass over ``batches`` in training mode; returns ``(mean loss, accuracy)``."""
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     device = model_device(model)
@@ -246,8 +221,6 @@ def train_epoch(model, batches, optimizer, loss_fn=None, scheduler=None, progres
         total_loss += loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
         seen += len(y)
-        if progress is not None:
-            progress.update(1)
     if seen == 0:
         raise ValueError("train_epoch got no batches")
     return total_loss.item() / seen, correct.item() / seen
@@ -256,14 +229,12 @@ def train_epoch(model, batches, optimizer, loss_fn=None, scheduler=None, progres
 @torch.inference_mode()
 def evaluate(model, batches, loss_fn=None) -> tuple[float, float]:
     """Mean loss and accuracy over ``batches`` in evaluation mode (no dropout; batch norm
-    uses its running statistics)."""
+    uses its running statistics). The model's mode is restored afterwards."""
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    device = model_device(model)
-    was_training = model.training
+    device, was_training = model_device(model), model.training
     model.eval()
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    seen = 0
+    correct, seen = torch.zeros((), dtype=torch.long, device=device), 0
     try:
         for x, y in batches:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -285,8 +256,7 @@ EVAL_BATCH_SIZE = 250
 @torch.inference_mode()
 def predict(model, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
     """Class probabilities ``(N, 10)`` for inputs ``x``, in evaluation mode, on the CPU."""
-    device = model_device(model)
-    was_training = model.training
+    device, was_training = model_device(model), model.training
     model.eval()
     try:
         chunks = [x[i : i + batch_size].to(device) for i in range(0, len(x), batch_size)]
@@ -298,27 +268,17 @@ def predict(model, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.
 # --- The whole run (chapter 7) ---------------------------------------------------------------
 
 
-def train(
-    model: nn.Module,
-    data,
-    recipe: Recipe = FAST,
-    epochs: int | None = None,
-    seed: int = 0,
-    optimizer=None,
-    scheduler=None,
-    loss_fn=None,
-    device=None,
-    progress: bool = False,
-    log: Callable[[str], None] | None = None,
-    after_epoch: Callable[[nn.Module, dict], bool | None] | None = None,
-) -> list[dict]:
+def train(model: nn.Module, data, recipe: Recipe = FAST, epochs: int | None = None, seed: int = 0,
+          optimizer=None, scheduler=None, loss_fn=None, device=None, progress: bool = False,
+          log: Callable[[str], None] | None = None, after_epoch=None) -> list[dict]:  # fmt: skip
     """Train ``model`` on ``data`` (``x_train``, ``y_train``, ``x_val``, ``y_val``; never the
     test set) and return one dict per epoch: ``epoch``, ``train_loss``, ``train_acc``,
     ``val_loss``, ``val_acc`` and ``seconds`` (of training).
 
     ``optimizer``, ``scheduler`` and ``loss_fn`` default to the recipe's; ``device`` to
-    :func:`default_device`. ``after_epoch(model, row)`` runs after each epoch: it may add to
-    the row (the command line adds test accuracy), and returning True ends training.
+    :func:`default_device`. ``progress`` shows a bar for each epoch; ``log`` gets a line after
+    it. ``after_epoch(model, row)`` runs after each epoch: it may add to the row (the command
+    line adds test accuracy), and returning True ends training.
     """
     epochs = recipe.epochs if epochs is None else epochs
     device = torch.device(device) if device is not None else default_device()
@@ -337,27 +297,26 @@ def train(
         optimizer, scheduler = make_optimizer(model, recipe, len(train_batches), epochs)
     loss_fn = loss_fn or nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     plain_loss = nn.CrossEntropyLoss()  # reports compare with any training loss
-    bar = _progress_bar(len(train_batches) * epochs) if progress else None
     history = []
-    try:
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            train_loss, train_acc = train_epoch(model, train_batches, optimizer, loss_fn, scheduler, bar)
-            row = dict(
-                epoch=epoch, train_loss=train_loss, train_acc=train_acc, seconds=time.perf_counter() - start
-            )
-            row["val_loss"], row["val_acc"] = (
-                evaluate(model, val_batches, plain_loss) if len(data.y_val) else (float("nan"),) * 2
-            )
-            done = after_epoch is not None and after_epoch(model, row)
-            history.append(row)
-            if log is not None:
-                (bar.write if bar is not None else log)(format_epoch(row, epochs))
-            if done:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
+    for epoch in range(1, epochs + 1):
+        batches = train_batches
+        if progress:  # tqdm: a live widget in Jupyter (a static page cannot show it), text in a terminal
+            from tqdm.auto import tqdm
+
+            batches = tqdm(train_batches, desc=f"epoch {epoch}", unit="batch", leave=False)
+        start = time.perf_counter()
+        train_loss, train_acc = train_epoch(model, batches, optimizer, loss_fn, scheduler)
+        seconds = time.perf_counter() - start
+        row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, seconds=seconds)
+        row["val_loss"], row["val_acc"] = (
+            evaluate(model, val_batches, plain_loss) if len(data.y_val) else (float("nan"),) * 2
+        )
+        done = after_epoch is not None and after_epoch(model, row)
+        history.append(row)
+        if log is not None:
+            log(format_epoch(row, epochs))
+        if done:
+            break
     return history
 
 
@@ -369,10 +328,3 @@ def format_epoch(row: dict, epochs: int) -> str:
     if "test_acc" in row:
         text += f"  |  test acc {row['test_acc']:.2%}"
     return text + f"  ({row['seconds']:.1f} s)"
-
-
-def _progress_bar(total: int):
-    """tqdm's bar: a live widget in Jupyter (which a static page cannot show), text in a terminal."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="training", unit="batch")

@@ -127,11 +127,13 @@ def test_without_a_live_bar_training_prints_only_the_epoch_lines(capsys):
     assert "training" not in captured.err
 
 
-def test_default_progress_is_a_live_bar(capsys):
-    bar = sc._progress_bar(total=2)
-    bar.update(2)
-    bar.close()
-    assert "training: 100%" in capsys.readouterr().err  # tqdm's live bar (text outside Jupyter) on stderr
+def test_progress_is_a_live_bar_for_each_epoch(capsys):
+    """``progress=True`` (the command line's default): tqdm's bar, text outside Jupyter, on stderr."""
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    small = Splits(x, y, x[:16], y[:16], x[:16], y[:16])
+    sc.train(sc.SimpleCNN(), small, sc.GUIDE, epochs=2, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 1:" in err and "epoch 2:" in err and "batch/s" in err  # cleared after each epoch
 
 
 def test_figures_in_a_notebook_carry_their_description():

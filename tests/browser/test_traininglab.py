@@ -11,7 +11,8 @@ opened from disk, so the book need not be built):
   dropout) gives PyTorch's outputs, in the training code and in the drawing pad's forward pass.
 * The lab works as a reader uses it: Start, Pause, Reset, the settings, the curves, the kernels,
   drawing for the trained network; a hidden page pauses; it also starts when inserted the way
-  JupyterLab inserts an HTML output.
+  JupyterLab inserts an HTML output, and trains in a sandboxed frame with an opaque origin (the
+  strictest kind of frame Colab's outputs live in). test_jupyterlab.py runs it in JupyterLab.
 * A benchmark (reported, not a timed test): images per second in the page and in PyTorch on one
   thread of the same CPU, and the test accuracy after 30, 60 and 120 s of training. It fails only
   if the network does not learn at all.
@@ -640,6 +641,38 @@ def test_the_lab_starts_as_a_jupyterlab_output(browser, lab_file, tmp_path):
         lab.get_by_role("button", name="Pause").click()
         _wait(page, "s.status === 'paused'")
         assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_the_lab_trains_in_a_sandboxed_output_frame(browser, lab_file, tmp_path):
+    """Colab shows each cell's output in a sandboxed frame of another origin. The strictest such
+    frame (scripts allowed, an opaque origin, no same-origin rights) must run the lab too: its
+    workers come from Blob URLs of the frame itself, and it reads nothing from the parent page."""
+    import html
+
+    host = tmp_path / "sandbox.html"
+    host.write_text(
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>host</title></head><body>"
+        "<iframe title='output' sandbox='allow-scripts' style='width:1100px;height:1400px' srcdoc=\""
+        + html.escape(lab_file.read_text(encoding="utf-8"), quote=True)
+        + '"></iframe></body></html>',
+        encoding="utf-8",
+    )
+    context = browser.new_context(viewport={"width": 1200, "height": 1500})
+    try:
+        page = open_page(context, tmp_path.as_uri() + "/")
+        page.goto(host.as_uri())
+        frame = page.locator("iframe").element_handle().content_frame()
+        assert frame.evaluate("() => window.origin") == "null"  # an opaque origin, as sandboxed
+        lab = _wait_ready(frame)
+        lab.get_by_role("button", name="Start").click()
+        _wait(frame, "s.steps >= 3")
+        lab.get_by_role("button", name="Pause").click()
+        _wait(frame, "s.status === 'paused'")
+        assert not _state(lab)["error"]
+        screenshot(page, "traininglab-sandboxed-frame")
+        assert not page.problems.all(), page.problems.all()
     finally:
         context.close()
 

@@ -8,24 +8,14 @@ import torch
 from cnnkit import checkpoints, cli
 
 
+def _train(root, out, flags: str) -> int:
+    """``python -m cnnkit train`` with ``flags``, on the MNIST files at ``root``, saving ``out``."""
+    return cli.main(["train", *flags.split(), "--no-progress", "--data-root", str(root), "--out", str(out)])
+
+
 def test_cli_trains_and_writes_checkpoint_and_history(mnist_root, tmp_path, capsys):
     out = tmp_path / "run" / "model.pt"
-    code = cli.main(
-        [
-            "train",
-            "--recipe",
-            "guide",
-            "--epochs",
-            "1",
-            "--train-subset",
-            "2000",
-            "--no-progress",
-            "--data-root",
-            str(mnist_root),
-            "--out",
-            str(out),
-        ]
-    )
+    code = _train(mnist_root, out, "--recipe guide --epochs 1 --train-subset 2000")
     assert code == 0
     printed = capsys.readouterr().out
     assert "epoch  1/1" in printed and "test accuracy" in printed
@@ -36,22 +26,7 @@ def test_cli_trains_and_writes_checkpoint_and_history(mnist_root, tmp_path, caps
 
 def test_cli_precision_option_is_used_and_recorded(mnist_root, tmp_path, capsys):
     out = tmp_path / "model.pt"
-    code = cli.main(
-        [
-            "train",
-            "--epochs",
-            "1",
-            "--train-subset",
-            "512",
-            "--no-progress",
-            "--precision",
-            "float32",
-            "--data-root",
-            str(mnist_root),
-            "--out",
-            str(out),
-        ]
-    )
+    code = _train(mnist_root, out, "--epochs 1 --train-subset 512 --precision float32")
     assert code == 0
     assert "arithmetic: float32" in capsys.readouterr().out
     info = json.loads(out.with_suffix(".json").read_text())
@@ -62,22 +37,7 @@ def test_cli_precision_option_is_used_and_recorded(mnist_root, tmp_path, capsys)
 
 def test_cli_device_option(mnist_root, tmp_path, capsys, monkeypatch):
     out = tmp_path / "model.pt"
-    code = cli.main(
-        [
-            "train",
-            "--epochs",
-            "1",
-            "--train-subset",
-            "512",
-            "--no-progress",
-            "--device",
-            "cpu",
-            "--data-root",
-            str(mnist_root),
-            "--out",
-            str(out),
-        ]
-    )
+    code = _train(mnist_root, out, "--epochs 1 --train-subset 512 --device cpu")
     assert code == 0 and "device: cpu" in capsys.readouterr().out
     assert json.loads(out.with_suffix(".json").read_text())["device"] == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -17,6 +17,12 @@ EXPECTED_PARAMETERS = 832 + 64 + 51_264 + 128 + 524_800 + 5_130
 # --- the model -------------------------------------------------------------------------------
 
 
+def _first(data, n_train: int, n_eval: int) -> Splits:
+    """The first ``n_train`` training images and the first ``n_eval`` of the other splits."""
+    return Splits(data.x_train[:n_train], data.y_train[:n_train], data.x_val[:n_eval], data.y_val[:n_eval],
+                  data.x_test[:n_eval], data.y_test[:n_eval])  # fmt: skip
+
+
 def test_parameter_count_matches_the_architecture():
     assert count_parameters(SimpleCNN()) == EXPECTED_PARAMETERS == 582_218
 
@@ -82,14 +88,7 @@ def test_the_simple_cnn_uses_pytorchs_dropout_as_the_guide_does():
 
 
 def test_train_keeps_an_optimizer_made_before_it_moves_the_model(mnist):
-    small = Splits(
-        mnist.x_train[:256],
-        mnist.y_train[:256],
-        mnist.x_val[:64],
-        mnist.y_val[:64],
-        mnist.x_test[:64],
-        mnist.y_test[:64],
-    )
+    small = _first(mnist, 256, 64)
     model = SimpleCNN()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # made before train moves the model
     before = model.classifier.fc1.weight.detach().clone()
@@ -129,14 +128,7 @@ def test_format_epoch_leaves_out_a_missing_validation_set():
 def test_short_training_run_learns(mnist):
     """A real run on 3,000 MNIST images: the loss falls and accuracy rises well above chance."""
     torch.manual_seed(0)
-    small = Splits(
-        mnist.x_train[:3000],
-        mnist.y_train[:3000],
-        mnist.x_val[:2000],
-        mnist.y_val[:2000],
-        mnist.x_test[:2000],
-        mnist.y_test[:2000],
-    )
+    small = _first(mnist, 3000, 2000)
     model = SimpleCNN()
     before_loss, before_acc = simplecnn.evaluate(model, simplecnn.Batches(small.x_val, small.y_val, 500))
     history = simplecnn.train(model, small, simplecnn.GUIDE, epochs=3, seed=0)
@@ -148,14 +140,7 @@ def test_short_training_run_learns(mnist):
 
 
 def test_training_is_reproducible_with_a_seed(mnist):
-    small = Splits(
-        mnist.x_train[:512],
-        mnist.y_train[:512],
-        mnist.x_val[:256],
-        mnist.y_val[:256],
-        mnist.x_test[:256],
-        mnist.y_test[:256],
-    )
+    small = _first(mnist, 512, 256)
     runs = []
     for _ in range(2):
         torch.manual_seed(1)
@@ -178,14 +163,7 @@ def test_default_device_is_the_cpu_without_a_gpu(monkeypatch):
 
 
 def test_train_puts_the_model_on_the_device_it_is_given(mnist):
-    small = Splits(
-        mnist.x_train[:256],
-        mnist.y_train[:256],
-        mnist.x_val[:64],
-        mnist.y_val[:64],
-        mnist.x_test[:64],
-        mnist.y_test[:64],
-    )
+    small = _first(mnist, 256, 64)
     model = SimpleCNN()
     history = simplecnn.train(model, small, simplecnn.GUIDE, epochs=1, device="cpu")
     assert simplecnn.model_device(model) == torch.device("cpu") and len(history) == 1

@@ -7,7 +7,7 @@
 // loads nothing from elsewhere.
 window.SimpleCNNLab = (function () {
   "use strict";
-  var net = window.SimpleCNN, dom = window.SimpleCNNDom, el = dom.el;  // simplecnn.js and dom.js, loaded first
+  var net = window.SimpleCNN, dom = window.SimpleCNNDom, el = dom.el, percent = dom.percent;  // simplecnn.js and dom.js, loaded first
 
   // ---------------------------------------------------------------------------------------------
   // Pictures
@@ -44,7 +44,6 @@ window.SimpleCNNLab = (function () {
   }
 
   function fmt(v) { return (Math.abs(v) < 5e-4 ? 0 : v).toFixed(2); }
-  function percent(p) { return (100 * p).toFixed(1) + " %"; }
 
   // ---------------------------------------------------------------------------------------------
   // The lab
@@ -74,14 +73,7 @@ window.SimpleCNNLab = (function () {
     var seen = el("canvas", { "class": "scnn-seen", width: k.frame, height: k.frame, role: "img",
       "aria-label": "What the model sees: the drawing cropped, scaled into a 20 by 20 box and centred in 28 by 28 pixels" });
     var verdict = el("p", { "class": "scnn-verdict" });
-    var bars = el("div", { "class": "scnn-bars" }), barRows = [];
-    for (var d = 0; d < 10; d++) {
-      var fill = el("div", { "class": "scnn-bar" }), value = el("span", { "class": "scnn-p", text: "–" });
-      var rowEl = el("div", { "class": "scnn-bar-row" }, [el("span", { "class": "scnn-digit", text: String(d) }),
-        el("div", { "class": "scnn-track", "aria-hidden": "true" }, [fill]), value]);
-      bars.appendChild(rowEl);
-      barRows.push({ row: rowEl, fill: fill, value: value });
-    }
+    var bars = dom.probabilityBars();
     var message = el("p", { "class": "scnn-message", role: "status", "aria-live": "polite" });
     var mapGroups = BLOCKS.map(function (b) {
       var tiles = el("div", { "class": "scnn-maps scnn-maps-" + b.key }), buttons = [];
@@ -104,7 +96,7 @@ window.SimpleCNNLab = (function () {
     root.appendChild(el("div", { "class": "scnn-row" }, [
       el("figure", {}, [pad, el("figcaption", { text: "Draw here (" + G + " × " + G + " cells)" })]),
       el("div", { "class": "scnn-side" }, [
-        el("figure", {}, [seen, el("figcaption", { text: "What the model sees: 28 × 28" })]), verdict, bars]),
+        el("figure", {}, [seen, el("figcaption", { text: "What the model sees: 28 × 28" })]), verdict, bars.element]),
     ]));
     root.appendChild(el("div", { "class": "scnn-buttons" }, [clear, examples]));
     root.appendChild(message);
@@ -147,7 +139,7 @@ window.SimpleCNNLab = (function () {
           result = null;
           paintGrey(seen, new Float64Array(k.frame * k.frame), 0, k.frame, 1);
           verdict.textContent = "No digit yet";
-          barRows.forEach(function (b) { b.fill.style.width = "0"; b.value.textContent = "–"; b.row.classList.remove("scnn-top"); });
+          bars.show(null);
           mapGroups.forEach(function (g) { g.tiles.forEach(function (t) { paintGrey(t.canvas, [], 0, g.block.after, 0); }); });
           message.classList.remove("scnn-warn");
           message.textContent = "Nothing to read yet: draw a digit in the black square (mouse, finger or pen), or load a test digit with a button.";
@@ -159,11 +151,7 @@ window.SimpleCNNLab = (function () {
           paintGrey(seen, prepared.pixels, 0, k.frame, 1);
           var probs = Array.from(result.probs), best = probs.indexOf(Math.max.apply(null, probs));
           verdict.replaceChildren("Prediction: ", el("b", { "class": "scnn-prediction", text: String(best) }), " (" + percent(probs[best]) + ")");
-          barRows.forEach(function (b, j) {
-            b.fill.style.width = (100 * probs[j]).toFixed(2) + "%";
-            b.value.textContent = percent(probs[j]);
-            b.row.classList.toggle("scnn-top", j === best);
-          });
+          bars.show(probs);
           paintMaps();
           if (announce) {
             message.classList.remove("scnn-warn");

@@ -63,5 +63,29 @@ window.SimpleCNNDom = (function () {
     pad.addEventListener("pointercancel", lift);
   }
 
-  return { el: el, payload: payload, safely: safely, drawingPad: drawingPad };
+  function percent(p) { return (100 * p).toFixed(1) + " %"; }
+
+  // The ten probability bars of a prediction, one row per digit. show(probs) fills them (ten
+  // numbers in [0, 1], or null to empty them) and marks the most likely digit's row.
+  function probabilityBars() {
+    var element = el("div", { "class": "scnn-bars" }), rows = [];
+    for (var d = 0; d < 10; d++) {
+      var fill = el("div", { "class": "scnn-bar" }), value = el("span", { "class": "scnn-p", text: "–" });
+      var row = el("div", { "class": "scnn-bar-row" }, [el("span", { "class": "scnn-digit", text: String(d) }),
+        el("div", { "class": "scnn-track", "aria-hidden": "true" }, [fill]), value]);
+      element.appendChild(row);
+      rows.push({ row: row, fill: fill, value: value });
+    }
+    function show(probs) {
+      var best = probs ? probs.indexOf(Math.max.apply(null, probs)) : -1;
+      rows.forEach(function (b, j) {
+        b.fill.style.width = probs ? (100 * probs[j]).toFixed(2) + "%" : "0";
+        b.value.textContent = probs ? percent(probs[j]) : "–";
+        b.row.classList.toggle("scnn-top", j === best);
+      });
+    }
+    return { element: element, show: show };
+  }
+
+  return { el: el, payload: payload, safely: safely, drawingPad: drawingPad, percent: percent, probabilityBars: probabilityBars };
 })();

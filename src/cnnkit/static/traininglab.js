@@ -12,7 +12,7 @@
 // nothing from elsewhere.
 window.SimpleCNNTrainingLab = (function () {
   "use strict";
-  var T = window.SimpleCNNTrain, net = window.SimpleCNN, el = window.SimpleCNNDom.el;  // dom.js, loaded first
+  var T = window.SimpleCNNTrain, net = window.SimpleCNN, dom = window.SimpleCNNDom, el = dom.el, percent = dom.percent;  // dom.js, loaded first
   // Between two measurements of test accuracy the second worker rests at least 2 s, and at least
   // as long as the last measurement took, so that on a machine with two cores it takes at most
   // half of one from the other work of the page and the machine.
@@ -20,7 +20,6 @@ window.SimpleCNNTrainingLab = (function () {
 
   function hex(c) { return [1, 3, 5].map(function (i) { return parseInt(c.substr(i, 2), 16); }); }
   function thousands(n) { return Math.round(n).toLocaleString("en-US"); }
-  function percent(p) { return (100 * p).toFixed(1) + " %"; }
   function lrText(lr) { var e = Math.floor(Math.log10(lr) + 1e-9), m = lr / Math.pow(10, e); return (Math.round(m * 10) / 10) + "e" + e; }
 
   // The data file (gzip): 8 magic bytes, the two counts, the labels, the pixels (traininglab.py).
@@ -166,20 +165,13 @@ window.SimpleCNNTrainingLab = (function () {
     var clear = el("button", { type: "button", "class": "scnn-clear", text: "Clear" });
     var testDigit = el("button", { type: "button", "class": "scnn-test-digit", text: "A test digit" });
     var verdict = el("p", { "class": "scnn-verdict", text: "Draw a digit" });
-    var bars = el("div", { "class": "scnn-bars" }), barRows = [];
-    for (var d = 0; d < 10; d++) {
-      var fill = el("div", { "class": "scnn-bar" }), value = el("span", { "class": "scnn-p", text: "–" });
-      var rowEl = el("div", { "class": "scnn-bar-row" }, [el("span", { "class": "scnn-digit", text: String(d) }),
-        el("div", { "class": "scnn-track", "aria-hidden": "true" }, [fill]), value]);
-      bars.appendChild(rowEl);
-      barRows.push({ row: rowEl, fill: fill, value: value });
-    }
+    var bars = dom.probabilityBars();
     var drawSection = el("div", { "class": "scnn-draw", hidden: "" }, [
       el("p", { "class": "scnn-draw-title" }, [el("b", { text: "Try the network you trained. " }),
         "Draw a digit (mouse, finger or pen) or load a test digit; press Start to train on."]),
       el("div", { "class": "scnn-row" }, [
         el("figure", {}, [pad, el("div", { "class": "scnn-buttons" }, [clear, testDigit])]),
-        el("div", { "class": "scnn-side" }, [verdict, bars]),
+        el("div", { "class": "scnn-side" }, [verdict, bars.element]),
       ]),
     ]);
     var footer = el("p", { "class": "scnn-footer", text: "Runs in your browser, in a background thread (a Web Worker): " +
@@ -380,7 +372,7 @@ window.SimpleCNNTrainingLab = (function () {
 
     // --- the drawing pad (dom.js, as in the digit lab of chapter 8)
     var ink = new Float32Array(G * G), pending = false, testIndex = 0;
-    window.SimpleCNNDom.drawingPad(pad, G, RADIUS, ink, schedule, readDrawing);
+    dom.drawingPad(pad, G, RADIUS, ink, schedule, readDrawing);
     clear.addEventListener("click", function () { ink.fill(0); readDrawing(); });
     testDigit.addEventListener("click", function () {
       if (!digits) return;
@@ -403,16 +395,12 @@ window.SimpleCNNTrainingLab = (function () {
       if (!prepared || !model) {
         result = null; state.prediction = null; state.probs = null;
         verdict.textContent = "Draw a digit";
-        barRows.forEach(function (b) { b.fill.style.width = "0"; b.value.textContent = "–"; b.row.classList.remove("scnn-top"); });
+        bars.show(null);
       } else {
         result = net.forward(model, prepared.input);
         var probs = Array.from(result.probs), best = probs.indexOf(Math.max.apply(null, probs));
         verdict.replaceChildren("Your network reads: ", el("b", { "class": "scnn-prediction", text: String(best) }), " (" + percent(probs[best]) + ")");
-        barRows.forEach(function (b, j) {
-          b.fill.style.width = (100 * probs[j]).toFixed(2) + "%";
-          b.value.textContent = percent(probs[j]);
-          b.row.classList.toggle("scnn-top", j === best);
-        });
+        bars.show(probs);
         state.prediction = best; state.probs = probs;
       }
       state.drawVersion += 1;
@@ -436,5 +424,5 @@ window.SimpleCNNTrainingLab = (function () {
     }).catch(fail);
   }
 
-  return { start: window.SimpleCNNDom.safely("training lab", start) };
+  return { start: dom.safely("training lab", start) };
 })();

@@ -239,7 +239,7 @@ def main(argv=None) -> int:
         d: AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(d), use_buffers=True) for d in a.ema
     }
 
-    class AfterEachStep:  # train_epoch calls progress.update(1) after every optimizer step
+    class AfterEachStep:  # this file's train_epoch calls after_step.update(1) after every step
         def update(self, _):
             for average in averages.values():
                 average.update_parameters(model)

@@ -190,7 +190,9 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for idx in order.to(self.y.device).split(self.batch_size):
+        order = order.to(self.y.device)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
             xb, yb = self.x[idx], self.y[idx]
             yield (self.augment(xb) if self.augment is not None else xb), yb
 

@@ -87,6 +87,16 @@ def test_the_simple_cnn_uses_pytorchs_dropout_as_the_guide_does():
     assert type(model.features.drop2) is nn.Dropout and model.features.drop2.p == 0.35
 
 
+def test_empty_data_gives_no_batches_and_no_step():
+    empty = simplecnn.Batches(torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long), shuffle=True)
+    assert len(empty) == 0 and list(empty) == []
+    model = SimpleCNN()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="no batches"):
+        simplecnn.train_epoch(model, empty, torch.optim.Adam(model.parameters()))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing was learnt
+
+
 def test_train_keeps_an_optimizer_made_before_it_moves_the_model(mnist):
     small = _first(mnist, 256, 64)
     model = SimpleCNN()

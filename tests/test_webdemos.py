@@ -79,7 +79,15 @@ def test_html_payload_cannot_close_its_script_tag():
 
 
 def test_the_javascript_and_css_are_package_data():
-    for name in ("dom.js", "explorers.js", "explorers.css", "simplecnn.js", "digitlab.js", "digitlab.css"):
+    for name in (
+        "dom.js",
+        "dom.css",
+        "explorers.js",
+        "explorers.css",
+        "simplecnn.js",
+        "digitlab.js",
+        "digitlab.css",
+    ):
         text = resources.files("cnnkit").joinpath("static", name).read_text(encoding="utf-8")
         assert len(text) > 500
     assert "SimpleCNNExplorers" in webdemos._asset("explorers.js")

@@ -27,8 +27,9 @@ from cnnkit.plots import HIGHLIGHT, NEGATIVE, POSITIVE
 from cnnkit.scratch import POOL_MODES, WORKED_POOLING_MAP
 
 _counter = itertools.count()
-#: The script every demo's output loads before its own: ``SimpleCNNDom``, the helpers they share.
-SHARED_SCRIPT = "dom.js"
+#: The script every demo's output loads before its own: ``SimpleCNNDom``, the helpers they share,
+#: and the style of what those helpers build.
+SHARED_SCRIPT, SHARED_STYLE = "dom.js", "dom.css"
 
 
 def _asset(name: str) -> str:
@@ -37,9 +38,9 @@ def _asset(name: str) -> str:
 
 
 def _demo_html(kind: str, data: dict, classes: str, style: str, scripts: tuple[str, ...], start: str):
-    """``<div>`` holding ``data`` as JSON, then the style, ``dom.js`` (the helpers every demo
-    shares) and the scripts (files of ``cnnkit/static``), and a call of ``start(root)`` on the
-    div. The JSON cannot end its script tag: every ``</`` in it is escaped."""
+    """``<div>`` holding ``data`` as JSON, then the style (``dom.css`` first), ``dom.js`` (the
+    helpers every demo shares) and the scripts (files of ``cnnkit/static``), and a call of
+    ``start(root)`` on the div. The JSON cannot end its script tag: every ``</`` in it is escaped."""
     from IPython.display import HTML
 
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
@@ -49,7 +50,7 @@ def _demo_html(kind: str, data: dict, classes: str, style: str, scripts: tuple[s
         f'<div class="{classes} mathjax_ignore" id="{uid}" data-kind="{kind}">'
         f"<noscript>This interactive demo needs JavaScript.</noscript>"
         f'<script type="application/json" class="scnn-data">{payload}</script></div>'
-        f"<style>{_asset(style)}</style>"
+        f"<style>{_asset(SHARED_STYLE)}{_asset(style)}</style>"
         f"<script>{code}\n(function () {{ var root = document.getElementById({json.dumps(uid)});"
         f" if (root) {start}(root); }})();</script>"
     )

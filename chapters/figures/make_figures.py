@@ -1,7 +1,8 @@
-"""Draw the figures of the theory pages: the pictures of a batch as a tensor, softmax, convolution,
-pooling and its gradient, the receptive field, the network and its training loop, dropout, batch
-norm, memory layouts and floating-point formats, and the curves of activations, losses,
-optimization, the one-cycle schedule, regularization and training and validation loss.
+"""Draw the figures of the theory pages: the pictures of a batch as a tensor, softmax, convolution
+and dilation, pooling and its gradient, the receptive field, the input gradient of a convolution,
+the network and its training loop, dropout, batch norm, memory layouts and floating-point formats,
+and the curves of activations, losses, optimization, the one-cycle schedule, regularization and
+training and validation loss.
 
 Run from the repository root: ``python chapters/figures/make_figures.py`` (``make book`` does it
 first). It writes the SVG files next to this script, the same bytes on every run. Every number in
@@ -382,6 +383,66 @@ def conv2d_padding_stride():
         color="0.3",
     )
     save(fig, "conv2d_padding_stride.svg")
+
+
+def conv_dilation():
+    """The nine taps of a 3x3 kernel on a 7x7 input with dilation 1 and 2: the pixels that one
+    output of F.conv2d reads, found as those with a non-zero gradient. The kernel holds 1 to 9, so
+    the gradient at each tap names the weight (a to i) that reads it."""
+    size, k = 7, 3
+    letters = "abcdefghi"
+    kernel = torch.arange(1.0, k * k + 1).reshape(1, 1, k, k)
+    colours = {1: COLORS[0], 2: COLORS[3]}
+    gap = 2.8
+    fig, ax = canvas((8.4, 5.6), (-0.3, 2 * size + gap + 0.3), (-2.3, size + 1.3))
+    for n, (d, colour) in enumerate(colours.items()):
+        span = d * (k - 1) + 1
+        x = torch.zeros(1, 1, size, size, requires_grad=True)
+        out = F.conv2d(x, kernel, dilation=d)[0, 0]
+        assert out.shape[-1] == size - span + 1  # the size rule with p = 0, s = 1
+        centre = (out.shape[-1] - 1) // 2  # the output whose taps sit in the middle of the input
+        (taps,) = torch.autograd.grad(out[centre, centre], x)
+        taps = taps[0, 0]
+        rows, cols = taps.nonzero(as_tuple=True)
+        assert len(rows) == k * k and int(rows.max() - rows.min()) + 1 == span
+        left = n * (size + gap)
+        title = f"dilation {d}: {span}\u00d7{span} area" + (", same nine weights" if d > 1 else "")
+        ax.text(left + size / 2, -1.45, title, ha="center", va="center", fontsize=12, weight="bold")
+        ax.text(
+            left + size / 2,
+            -0.6,
+            "neighbouring pixels, no gaps" if d == 1 else f"pixels {d} apart, one skipped in between",
+            ha="center",
+            va="center",
+            fontsize=10.5,
+            color="0.3",
+        )
+        for r in range(size):
+            for c in range(size):
+                tap = float(taps[r, c])
+                if tap:
+                    cell(
+                        ax,
+                        left + c,
+                        r,
+                        f"${letters[int(tap) - 1]}$",
+                        tint(colour, 0.45),
+                        fontsize=14,
+                        color=shade(colour, 0.6),
+                    )
+                else:
+                    cell(ax, left + c, r)
+        top, first = int(rows.min()), int(cols.min())
+        outline(ax, left + first, top, span, span, colour, lw=2.2, ls="--" if d > 1 else "-")
+        ax.text(
+            left + size / 2,
+            size + 0.65,
+            f"span $d(k-1)+1$ = {d}\u00b7{k - 1} + 1 = {span}",
+            ha="center",
+            va="center",
+            fontsize=11,
+        )
+    save(fig, "conv_dilation.svg")
 
 
 def stack(ax, x, y, n, side, colours, step=0.6, cells=None, edge="0.25"):
@@ -832,6 +893,180 @@ def receptive_field():
         y=1.0,
     )
     save(fig, "receptive_field.svg")
+
+
+# --- Chapter 5: the backward pass of a convolution ----------------------------------------------
+
+
+def conv_input_gradient():
+    """The gradient of a convolution's input: the upstream gradient G padded with k - 1 zeros and
+    cross-correlated with the kernel K rotated by 180 degrees. Which weight meets which entry of G
+    is found with autograd (one weight and one entry of G set to 1 at a time) and checked against
+    the rotated-kernel picture."""
+    size, k = 5, 3
+    n_out, pad = size - k + 1, k - 1
+    letters = "abcdefghi"
+    x = torch.zeros(1, 1, size, size, requires_grad=True)
+    pairs = {}  # input pixel (p, q) -> {output (r, c): weight (u, v)}
+    for u in range(k):
+        for v in range(k):
+            kernel = torch.zeros(1, 1, k, k)
+            kernel[0, 0, u, v] = 1
+            y = F.conv2d(x, kernel)
+            assert y.shape[-1] == n_out
+            for r in range(n_out):
+                for c in range(n_out):
+                    (grad,) = torch.autograd.grad(y[0, 0, r, c], x, retain_graph=True)
+                    for p, q in grad[0, 0].nonzero().tolist():
+                        pairs.setdefault((p, q), {})[(r, c)] = (u, v)
+    # The picture: the window at (p, q) of the padded G, under the rotated kernel.
+    for (p, q), found in pairs.items():
+        drawn = {}
+        for a in range(k):
+            for b in range(k):
+                r, c = p + a - pad, q + b - pad  # the cell of G under the window (outside: a zero)
+                if 0 <= r < n_out and 0 <= c < n_out:
+                    drawn[(r, c)] = (k - 1 - a, k - 1 - b)
+        assert drawn == found, (p, q)
+    # And with numbers: the rotated-kernel cross-correlation is autograd's input gradient.
+    g = torch.Generator().manual_seed(0)
+    kernel, upstream = torch.randn(1, 1, k, k, generator=g), torch.randn(1, 1, n_out, n_out, generator=g)
+    x = torch.randn(1, 1, size, size, generator=g, requires_grad=True)
+    F.conv2d(x, kernel).backward(upstream)
+    assert torch.allclose(F.conv2d(F.pad(upstream, (pad,) * 4), kernel.flip(-2, -1)), x.grad, atol=1e-6)
+
+    names = np.array(list(letters)).reshape(k, k)  # K[u, v]
+    rotated = names[::-1, ::-1]
+    centre, corner = (size // 2, size // 2), (0, 0)
+    blue, orange = COLORS[0], COLORS[3]
+
+    s = 1.5  # the side of a cell of the padded G (which holds products) and of the input gradient
+    fig, ax = canvas((12, 8.2), (-0.4, 27.0), (-2.7, 15.3))
+    ax.text(
+        13.3,
+        -2.2,
+        "The input gradient: $G$ padded with $k - 1$ zeros, slid under the kernel rotated by 180\u00b0",
+        ha="center",
+        va="center",
+        fontsize=13,
+        weight="bold",
+    )
+    # The kernel and its rotated copy.
+    ax.text(k / 2, 0.35, f"kernel $K$, {k}\u00d7{k}", ha="center", fontsize=11, weight="bold")
+    for u in range(k):
+        for v in range(k):
+            cell(ax, v, 0.8 + u, f"${names[u, v]}$", tint(COLORS[7], 0.1), fontsize=13)
+    arrow(ax, (k / 2, k + 1.0), (k / 2, k + 2.3))
+    ax.text(k / 2 + 0.3, k + 1.65, "rotate 180\u00b0", ha="left", va="center", fontsize=10)
+    rot_top = k + 3.4
+    ax.text(k / 2, rot_top - 0.45, "$K$ rotated", ha="center", fontsize=11, weight="bold")
+    for a in range(k):
+        for b in range(k):
+            cell(
+                ax, b, rot_top + a, f"${rotated[a, b]}$", tint(blue, 0.3), fontsize=13, color=shade(blue, 0.6)
+            )
+    outline(ax, 0, rot_top, k, k, blue, lw=2.2)
+
+    # The padded upstream gradient; under the blue window, each entry times the rotated kernel's
+    # weight that lies on it.
+    gx, gy = 5.8, 0.8
+    side = n_out + 2 * pad
+    ax.text(
+        gx + side * s / 2,
+        gy - 1.25,
+        f"$G$ padded with $k - 1$ = {pad} zeros",
+        ha="center",
+        fontsize=11,
+        weight="bold",
+    )
+    ax.text(
+        gx + side * s / 2,
+        gy - 0.5,
+        f"$G$: the {n_out}\u00d7{n_out} upstream gradient, $g_{{rc}}$ = $G[r, c]$",
+        ha="center",
+        fontsize=10,
+        color="0.3",
+    )
+    windows = {centre: (blue, "-"), corner: (orange, "--")}
+    for r in range(side):
+        for c in range(side):
+            a, b = r - centre[0], c - centre[1]
+            inside = pad <= r < side - pad and pad <= c < side - pad
+            at = (gx + c * s, gy + r * s)
+            if inside and 0 <= a < k and 0 <= b < k:
+                text = f"${rotated[a, b]}\\,g_{{{r - pad}{c - pad}}}$"
+                cell(ax, *at, text, tint(blue, 0.3), size=s, fontsize=12, color=shade(blue, 0.6))
+            elif inside:
+                cell(ax, *at, f"$g_{{{r - pad}{c - pad}}}$", tint(blue, 0.12), size=s, fontsize=12.5)
+            else:
+                cell(ax, *at, "0", "0.94", edge="0.7", size=s, color="0.6", fontsize=10.5)
+    for (p, q), (colour, ls) in windows.items():
+        inset = 0.05 if ls == "-" else 0.12  # the two windows share a cell: keep both outlines visible
+        outline(
+            ax,
+            gx + q * s + inset,
+            gy + p * s + inset,
+            k * s - 2 * inset,
+            k * s - 2 * inset,
+            colour,
+            lw=2.6,
+            ls=ls,
+            zorder=6,
+        )
+    arrow(ax, (k + 0.15, rot_top + 1.0), (gx - 0.1, gy + (centre[0] + 1.5) * s), color=blue, rad=-0.2)
+    ax.text(
+        k + 0.3,
+        rot_top + k - 0.35,
+        "laid over\none window",
+        ha="left",
+        va="center",
+        fontsize=10,
+        color=shade(blue, 0.7),
+    )
+
+    # The input gradient.
+    xx, xy = gx + side * s + 2.8, gy + (side - size) * s / 2
+    arrow(ax, (gx + side * s + 0.25, gy + side * s / 2), (xx - 0.25, gy + side * s / 2))
+    ax.text(
+        gx + side * s + 1.4, gy + side * s / 2 - 0.35, "multiply,\nadd", ha="center", va="bottom", fontsize=10
+    )
+    ax.text(
+        xx + size * s / 2,
+        xy - 1.25,
+        f"$\\partial L / \\partial X$, {size}\u00d7{size}",
+        ha="center",
+        fontsize=11,
+        weight="bold",
+    )
+    ax.text(xx + size * s / 2, xy - 0.5, "the size of the input $X$", ha="center", fontsize=10, color="0.3")
+    for p in range(size):
+        for q in range(size):
+            colour = windows.get((p, q), (None,))[0]
+            cell(ax, xx + q * s, xy + p * s, fill=tint(colour, 0.35) if colour else "white", size=s)
+    for (p, q), (colour, ls) in windows.items():
+        outline(ax, xx + q * s, xy + p * s, s, s, colour, lw=2.6, ls=ls)
+        ax.text(
+            xx + (q + 0.5) * s,
+            xy + (p + 0.5) * s,
+            f"[{p}, {q}]",
+            ha="center",
+            va="center",
+            fontsize=10,
+            color=shade(colour, 0.6),
+        )
+
+    # What the two windows add up.
+    notes = [
+        f"$X[{centre[0]}, {centre[1]}]$ fed all {k * k} outputs of the layer, and collects from each of them",
+        f"$X[0, 0]$ fed only $Y[0, 0]$: the other {k * k - 1} weights of the orange window meet zeros",
+    ]
+    for n, ((p, q), (colour, _)) in enumerate(windows.items()):
+        terms = [f"{names[u, v]}\\,g_{{{r}{c}}}" for (r, c), (u, v) in sorted(pairs[(p, q)].items())]
+        line = f"$\\partial L / \\partial X[{p}, {q}] = " + " + ".join(terms) + "$"
+        y0 = gy + side * s + 1.4 + n * 1.55
+        ax.text(13.3, y0, line, ha="center", va="center", fontsize=12.5, color=shade(colour, 0.7))
+        ax.text(13.3, y0 + 0.65, notes[n], ha="center", va="center", fontsize=10, color="0.3")
+    save(fig, "conv_input_gradient.svg")
 
 
 # --- The whole network and its training (the first chapter and chapter 7) -----------------------
@@ -1946,8 +2181,8 @@ def float_formats():
 
 
 if __name__ == "__main__":
-    pictures = (conv1d_flip_slide, conv2d_padding_stride, conv_multichannel, pooling_max_avg, pooling_gradient,
-                receptive_field)  # fmt: skip
+    pictures = (conv1d_flip_slide, conv2d_padding_stride, conv_dilation, conv_multichannel, pooling_max_avg,
+                pooling_gradient, receptive_field, conv_input_gradient)  # fmt: skip
     whole_picture = (network_map, training_loop, batch_tensor, softmax_bars)
     curves = (activations, losses, optimization, one_cycle, regularization, dropout_mask, batchnorm_stats)
     appendix = (loss_curves, memory_layout, float_formats)

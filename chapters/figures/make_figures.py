@@ -1,8 +1,8 @@
 """Draw the figures of the theory pages: the pictures of a batch as a tensor, softmax, convolution
 and dilation, pooling and its gradient, the receptive field, the input gradient of a convolution,
-the network and its training loop, dropout, batch norm, memory layouts and floating-point formats,
-and the curves of activations, losses, optimization, the one-cycle schedule, regularization and
-training and validation loss.
+the area averaging that scales a drawing, the network and its training loop, dropout, batch norm,
+memory layouts and floating-point formats, and the curves of activations, losses, optimization,
+the one-cycle schedule, regularization and training and validation loss.
 
 Run from the repository root: ``python chapters/figures/make_figures.py`` (``make book`` does it
 first). It writes the SVG files next to this script, the same bytes on every run. Every number in
@@ -10,6 +10,7 @@ a figure is computed here (with NumPy, PyTorch or the course's own model), not t
 notebooks draw the same curves from their own from-scratch code.
 """
 
+from fractions import Fraction
 from pathlib import Path
 
 import matplotlib
@@ -28,6 +29,7 @@ from matplotlib.textpath import TextPath
 from matplotlib.transforms import Affine2D
 
 import simplecnn as sc
+from cnnkit.digitlab import area_weights
 from cnnkit.inspection import layer_shapes
 from cnnkit.kernels import kernel_presets
 from cnnkit.mnist import split_indices
@@ -1067,6 +1069,127 @@ def conv_input_gradient():
         ax.text(13.3, y0, line, ha="center", va="center", fontsize=12.5, color=shade(colour, 0.7))
         ax.text(13.3, y0 + 0.65, notes[n], ha="center", va="center", fontsize=10, color="0.3")
     save(fig, "conv_input_gradient.svg")
+
+
+# --- Chapter 8: scaling a drawing by area averaging ---------------------------------------------
+
+
+VULGAR = {(1, 2): "\u00bd", (1, 3): "\u2153", (2, 3): "\u2154", (1, 4): "\u00bc", (3, 4): "\u00be"}
+
+
+def frac(value: Fraction) -> str:
+    """An exact fraction as the figures print it: \u2153 for 1/3 (one glyph), 7/3, or 2."""
+    pair = (value.numerator, value.denominator)
+    return str(value.numerator) if value.denominator == 1 else VULGAR.get(pair, "{}/{}".format(*pair))
+
+
+def area_averaging():
+    """Chapter 8's area averaging along one row: 8 old pixels (a stroke with hard edges) become 3
+    new ones, s = 8/3, and new pixel 1 is worked out. The shared lengths
+    |[is, (i+1)s) & [j, j+1)| of the page's formula are computed here as exact fractions; they must
+    give the weights of the course's own resampling, cnnkit.digitlab.area_weights (which the digit
+    lab's JavaScript repeats), and the new pixels are that function's output."""
+    x = np.array([0, 0, 1, 1, 1, 0, 0, 0])
+    n_in, n_out, i = len(x), 3, 1
+    s = Fraction(n_in, n_out)
+
+    def overlaps(k):  # new pixel k: {j: |[ks, (k+1)s) & [j, j+1)|} for the old pixels it touches
+        lo, hi = k * s, (k + 1) * s
+        return {j: min(hi, j + 1) - max(lo, j) for j in range(n_in) if min(hi, j + 1) > max(lo, j)}
+
+    weights = area_weights(n_in, n_out)
+    for k in range(n_out):
+        assert sum(overlaps(k).values()) == s  # each interval is covered exactly once
+        exact = [float(overlaps(k).get(j, 0) / s) for j in range(n_in)]
+        assert np.allclose(weights[k], exact, rtol=0, atol=1e-12), (k, weights[k], exact)
+    y = weights @ x
+    lo, hi, shared = i * s, (i + 1) * s, overlaps(i)
+    total = sum(part * int(x[j]) for j, part in shared.items())
+    assert abs(y[i] - float(total / s)) < 1e-12
+    assert np.allclose(y, [0.25, 0.875, 0], rtol=0, atol=1e-12)  # the values the caption quotes
+    colour = COLORS[0]
+
+    def grey(v):  # ink 1 is dark, paper 0 is white
+        return str(1 - 0.8 * float(v))
+
+    def ink(v):
+        return "white" if v > 0.55 else "black"
+
+    fig, ax = canvas((9.0, 6.0), (-3.9, n_in + 0.4), (-2.1, 7.2))
+    ax.text(
+        n_in / 2 - 1.75,
+        -1.55,
+        f"$n_{{\\mathrm{{in}}}}$ = {n_in} old pixels \u2192 $n_{{\\mathrm{{out}}}}$ = {n_out} new ones: "
+        f"$s$ = {frac(s)}; new pixel $i$ = {i} in detail",
+        ha="center",
+        va="center",
+        fontsize=12,
+        weight="bold",
+    )
+    # The old row, and the interval [is, (i+1)s) that new pixel i covers in it.
+    for j, v in enumerate(x):
+        cell(ax, j, 0, num(v), grey(v), fontsize=12, color=ink(v))
+        ax.text(j + 0.5, -0.45, f"$x_{j}$", ha="center", va="center", fontsize=12)
+    for edge in (lo, hi):  # broken where the shared lengths are written
+        for span in ([-0.2, 1.7], [2.3, 3.0]):
+            ax.plot([edge, edge], span, color=colour, lw=2.2, ls="--", zorder=5)
+    outline(ax, float(lo), 0, float(s), 1, colour, lw=3, zorder=6)
+    for j, part in shared.items():
+        left = max(lo, j)
+        ax.add_patch(
+            Rectangle(
+                (float(left), 1.25),
+                float(part),
+                0.4,
+                facecolor=tint(colour, 0.75 if part == 1 else 0.4),
+                edgecolor=shade(colour, 0.7),
+                lw=1.0,
+            )
+        )
+        ax.text(float(left + part / 2), 2.0, frac(part), ha="center", va="center", fontsize=13)
+    ax.text(
+        float(hi) + 0.3, 1.45, f"together {frac(s)} = $s$", ha="left", va="center", fontsize=10.5, color="0.3"
+    )
+    ax.text(float(lo) - 0.1, 2.65, f"$is$ = {frac(lo)}", ha="right", va="center", fontsize=11)
+    ax.text(float(hi) + 0.1, 2.65, f"$(i+1)s$ = {frac(hi)}", ha="left", va="center", fontsize=11)
+    # The new row: each new pixel is as wide as the s old pixels it averages.
+    for k, v in enumerate(y):
+        left = float(k * s)
+        ax.add_patch(Rectangle((left, 3.0), float(s), 1, facecolor=grey(v), edgecolor="0.35", lw=0.8))
+        ax.text(
+            left + float(s) / 2,
+            3.5,
+            f"$y_{k}$ = {num(v)}",
+            ha="center",
+            va="center",
+            fontsize=12,
+            color=ink(v),
+        )
+    outline(ax, float(lo), 3.0, float(s), 1, colour, lw=3, zorder=6)
+    for top, text in (
+        (0.5, "old pixels $x_j$"),
+        (1.45, "part of $[j, j+1)$ shared\nwith $[is, (i+1)s)$"),
+        (3.5, "new pixels $y_i$"),
+    ):
+        ax.text(-0.3, top, text, ha="right", va="center", fontsize=11, linespacing=1.5)
+    # The new pixel's value: the shared lengths weight the old pixels, and 1/s makes it a mean.
+    terms = " + ".join(f"{frac(part)}$\\,x_{j}$" for j, part in shared.items())
+    values = " + ".join(f"{frac(part)}\u00b7{int(x[j])}" for j, part in shared.items())
+    for top, line in (
+        (5.0, f"$y_{i}$ = ({terms}) / $s$"),
+        (5.8, f"= ({values}) / ({frac(s)}) = ({frac(total)}) / ({frac(s)}) = {num(y[i])}"),
+    ):
+        ax.text(n_in / 2 - 1.75, top, line, ha="center", va="center", fontsize=13, color=shade(colour, 0.7))
+    ax.text(
+        n_in / 2 - 1.75,
+        6.85,
+        "the stroke's hard edges become the greys " + " and ".join(num(v) for v in y if 0 < v < 1),
+        ha="center",
+        va="center",
+        fontsize=10.5,
+        color="0.3",
+    )
+    save(fig, "area_averaging.svg")
 
 
 # --- The whole network and its training (the first chapter and chapter 7) -----------------------
@@ -2182,7 +2305,7 @@ def float_formats():
 
 if __name__ == "__main__":
     pictures = (conv1d_flip_slide, conv2d_padding_stride, conv_dilation, conv_multichannel, pooling_max_avg,
-                pooling_gradient, receptive_field, conv_input_gradient)  # fmt: skip
+                pooling_gradient, receptive_field, conv_input_gradient, area_averaging)  # fmt: skip
     whole_picture = (network_map, training_loop, batch_tensor, softmax_bars)
     curves = (activations, losses, optimization, one_cycle, regularization, dropout_mask, batchnorm_stats)
     appendix = (loss_curves, memory_layout, float_formats)

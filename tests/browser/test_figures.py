@@ -1,12 +1,12 @@
 """The pictures drawn by chapters/figures/make_figures.py, as the built book shows them.
 
 * Each picture is on its page, loads, and has a real text alternative and a caption: the pictures
-  that teach one idea on the page that teaches it (the first chapter, chapters 1, 2 and 5 to 7 and
+  that teach one idea on the page that teaches it (the first chapter, chapters 1, 2 and 5 to 8 and
   appendix B); the map of the network and the training loop on whichever pages of _toc.yml use them
   (a picture that no page shows is a failure too).
 * Each picture paints an opaque white background over its whole area first, so that its dark text
   stays readable on the dark theme whatever the theme does to images.
-* Full-page screenshots of the pages with pictures (chapters 1, 2, 5, 6 and 7, appendix B, and
+* Full-page screenshots of the pages with pictures (chapters 1, 2 and 5 to 8, appendix B, and
   the first chapter when _toc.yml has it), in the light and the dark scheme, and one screenshot of each picture, go
   to test-artifacts/screenshots/ with names starting with ``figures--``.
 """
@@ -39,6 +39,7 @@ PICTURES: dict[str, str | None] = {
     "dropout_mask.svg": "chapters/06-regularization",
     "batchnorm_stats.svg": "chapters/06-regularization",
     "loss_curves.svg": "chapters/07-simple-cnn-mnist",
+    "area_averaging.svg": "chapters/08-inside-the-model",
     "memory_layout.svg": "chapters/B-training-fast",
     "float_formats.svg": "chapters/B-training-fast",
     "network_map.svg": None,
@@ -53,6 +54,7 @@ SCREENSHOT_PAGES = [
     "chapters/05-optimization",
     "chapters/06-regularization",
     "chapters/07-simple-cnn-mnist",
+    "chapters/08-inside-the-model",
     "chapters/B-training-fast",
 ]
 OPTIONAL_PAGES = {"chapters/00-whole-picture"}

@@ -1,13 +1,8 @@
 """The Simple CNN: the network this course builds, and the loop that trains it.
 
-Read it top to bottom; each part names the chapter that explains it: ``SimpleCNN``, the network
-(chapters 1-3 and 6, assembled in chapter 7); ``Recipe``, how to train it (loss in chapter 4,
-optimiser and schedule in 5, augmentation in 6); then, from chapter 7, ``Batches``,
-``train_epoch``, ``evaluate``, ``predict`` and ``train``.
-
-Everything else (MNIST files, plots, checkpoints, the command line, the explorers, and the
-speed-ups of appendix B in ``cnnkit.speed``) lives in the support package ``cnnkit``, which uses
-this file and never the other way round.
+Read it top to bottom; each part names the chapter that explains it. Everything else (MNIST
+files, plots, checkpoints, the command line, the explorers, appendix B's speed-ups) lives in the
+support package ``cnnkit``, which uses this file and never the other way round.
 """
 
 import time
@@ -18,9 +13,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm  # a live bar in Jupyter, text in a terminal
 
 MNIST_SHAPE = (1, 28, 28)  # channels, height, width of one digit
 NUM_CLASSES = 10
+EVAL_BATCH_SIZE = 250  # large enough to be quick, small enough that activations stay in cache
 
 
 def default_device() -> torch.device:
@@ -29,8 +26,6 @@ def default_device() -> torch.device:
 
 
 # --- The network (chapters 1-3 and 6; assembled in chapter 7) --------------------------------
-
-
 def check_input(x: torch.Tensor, shape: tuple[int, int, int], model_name: str) -> None:
     """Raise a ValueError that says what was expected when ``x`` is not ``(N, *shape)``."""
     if not isinstance(x, torch.Tensor):
@@ -43,10 +38,9 @@ def check_input(x: torch.Tensor, shape: tuple[int, int, int], model_name: str) -
         hints[got[:1] + shape[1:]] = "A batch of 2D images needs a channel dimension: use x.unsqueeze(1)."
         hints[shape[1:]] = "A single 2D image needs batch and channel dimensions: use x[None, None]."
     hints[shape] = "A single image needs a batch dimension: use x.unsqueeze(0)."
-    expected = "(N, " + ", ".join(map(str, shape)) + ")"
     raise ValueError(
-        f"{model_name} expects input of shape {expected} (batch, channels, height, width); "
-        f"got {got}. {hints.get(got, '')}".rstrip()
+        f"{model_name} expects input of shape (N, {', '.join(map(str, shape))}) (batch, channels, "
+        f"height, width); got {got}. {hints.get(got, '')}".rstrip()
     )
 
 
@@ -98,8 +92,6 @@ class SimpleCNN(nn.Module):
 
 
 # --- How to train it (chapters 4-6) ----------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Recipe:
     """Everything about training that is not the network."""
@@ -114,8 +106,7 @@ class Recipe:
     label_smoothing: float = 0.0  # chapter 4
     max_shift: int = 0  # random shifts of up to this many pixels (chapter 6)
     weight_decay: float = 0.0
-    # another augmentation in place of the shifts: augment(generator) is the function that
-    # changes each training batch (cnnkit.augment.Distortion is one)
+    # in place of the shifts: augment(generator) changes each batch (cnnkit.augment.Distortion)
     augment: Callable[[torch.Generator], Callable[[torch.Tensor], torch.Tensor]] | None = None
 
 
@@ -170,8 +161,6 @@ def random_shift(max_shift: int = 2, generator: torch.Generator | None = None):
 
 
 # --- Mini-batches, one epoch, evaluation (chapter 7) -----------------------------------------
-
-
 class Batches:
     """Mini-batches sliced from tensors in memory (no per-image Python work). With ``shuffle``
     the order is redrawn each epoch from ``generator``; ``augment`` changes each input batch."""
@@ -251,47 +240,34 @@ def evaluate(model, batches, loss_fn=None) -> tuple[float, float]:
     return total_loss.item() / seen, correct.item() / seen
 
 
-#: Evaluation batch size: large enough to be quick, small enough that activations stay in cache.
-EVAL_BATCH_SIZE = 250
-
-
 @torch.inference_mode()
 def predict(model, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
     """Class probabilities ``(N, 10)`` for inputs ``x``, in evaluation mode, on the CPU."""
     device, was_training = model_device(model), model.training
     model.eval()
     try:
-        chunks = [x[i : i + batch_size].to(device) for i in range(0, len(x), batch_size)]
-        return torch.cat([F.softmax(model(chunk), dim=1).cpu() for chunk in chunks])
+        return torch.cat([F.softmax(model(chunk.to(device)), dim=1).cpu() for chunk in x.split(batch_size)])
     finally:
         model.train(was_training)
 
 
 # --- The whole run (chapter 7) ---------------------------------------------------------------
-
-
 def train(model: nn.Module, data, recipe: Recipe = FAST, epochs: int | None = None, seed: int = 0,
           optimizer=None, scheduler=None, loss_fn=None, device=None, progress: bool = False,
           log: Callable[[str], None] | None = None, after_epoch=None) -> list[dict]:  # fmt: skip
     """Train ``model`` on ``data`` (``x_train``, ``y_train``, ``x_val``, ``y_val``; never the
-    test set) and return one dict per epoch: ``epoch``, ``train_loss``, ``train_acc``,
-    ``val_loss``, ``val_acc`` and ``seconds`` (of training).
-
-    ``optimizer``, ``scheduler`` and ``loss_fn`` default to the recipe's; ``device`` to
-    :func:`default_device`. ``progress`` shows a bar for each epoch; ``log`` gets a line after
-    it. ``after_epoch(model, row)`` runs after each epoch: it may add to the row (the command
-    line adds test accuracy), and returning True ends training.
-    """
+    test set); return one dict per epoch: ``epoch``, ``train_loss``, ``train_acc``, ``val_loss``,
+    ``val_acc``, ``seconds``. ``optimizer``, ``scheduler``, ``loss_fn`` default to the recipe's.
+    ``progress`` shows a bar per epoch; ``log`` gets a line after it. ``after_epoch(model, row)``
+    may add to the row (the command line adds test accuracy); returning True ends training."""
     epochs = recipe.epochs if epochs is None else epochs
     device = torch.device(device) if device is not None else default_device()
     model.to(device)  # in place: an optimizer made before stays valid
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)  # the order of batches and the shifts
     on_device = [t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val)]
-    augment = None
-    if recipe.augment is not None:
-        augment = recipe.augment(generator)
-    elif recipe.max_shift:
+    augment = recipe.augment(generator) if recipe.augment is not None else None
+    if augment is None and recipe.max_shift:
         augment = random_shift(recipe.max_shift, generator)
     train_batches = Batches(*on_device[:2], recipe.batch_size, True, generator, augment)
     val_batches = Batches(*on_device[2:], EVAL_BATCH_SIZE)
@@ -301,11 +277,7 @@ def train(model: nn.Module, data, recipe: Recipe = FAST, epochs: int | None = No
     plain_loss = nn.CrossEntropyLoss()  # reports compare with any training loss
     history = []
     for epoch in range(1, epochs + 1):
-        batches = train_batches
-        if progress:  # tqdm: a live widget in Jupyter (a static page cannot show it), text in a terminal
-            from tqdm.auto import tqdm
-
-            batches = tqdm(train_batches, desc=f"epoch {epoch}", unit="batch", leave=False)
+        batches = tqdm(train_batches, f"epoch {epoch}", leave=False) if progress else train_batches
         start = time.perf_counter()
         train_loss, train_acc = train_epoch(model, batches, optimizer, loss_fn, scheduler)
         seconds = time.perf_counter() - start

@@ -3,6 +3,9 @@ package metadata agree with it, so every Colab button opens a notebook that can 
 
 The built pages' Colab and download buttons are checked in the browser suite
 (tests/browser/test_book.py::test_colab_and_download_buttons).
+
+The layout of src/ is checked here too: the model file stays short and imports no helper, and
+no module imports another that (through others) imports it back.
 """
 
 import ast
@@ -132,3 +135,46 @@ def test_imports_of_src_are_declared_dependencies():
                 # packages that come with a declared one: Pillow with matplotlib, IPython with ipywidgets
                 ok = ok or top in {"PIL", "IPython", "cycler"}
                 assert ok, f"{path.name} imports {name}, which is not a declared dependency"
+
+
+def _imports(path: Path) -> set[str]:
+    """The modules of src/ that ``path`` imports, wherever in the file (as dotted names)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            base = node.module
+            if node.level:  # relative: resolve against the importing package
+                package = path.relative_to(ROOT / "src").parent.parts
+                base = ".".join(package[: len(package) - node.level + 1] + (node.module,))
+            found |= {base} | {f"{base}.{a.name}" for a in node.names}
+    return found
+
+
+def test_simplecnn_is_the_short_model_file_and_imports_no_helper():
+    """The model file reads top to bottom in about 300 lines and never imports the support package."""
+    path = ROOT / "src" / "simplecnn.py"
+    assert len(path.read_text().splitlines()) <= 310
+    assert not {m for m in _imports(path) if m.split(".")[0] == "cnnkit"}
+    for module in (ROOT / "src").rglob("*.py"):
+        assert len(module.read_text().splitlines()) <= 420, f"{module.name} is over about 400 lines"
+
+
+def test_no_import_circle_in_src():
+    src = ROOT / "src"
+    modules = {}
+    for path in src.rglob("*.py"):
+        parts = path.relative_to(src).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {
+        name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()
+    }
+
+    def visit(name, trail):
+        assert name not in trail, "import circle: " + " -> ".join(trail[trail.index(name) :] + [name])
+        for other in sorted(graph[name]):
+            visit(other, trail + [name])
+
+    for name in sorted(graph):
+        visit(name, [])

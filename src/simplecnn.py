@@ -1,8 +1,9 @@
 """The Simple CNN: the network this course builds, and the loop that trains it.
 
-Read it top to bottom; each part names the chapter that explains it. Everything else (MNIST
-files, plots, checkpoints, the command line, the explorers, appendix B's speed-ups) lives in the
-support package ``cnnkit``, which uses this file and never the other way round.
+Read it top to bottom, in the order the chapters teach it: ``SimpleCNN``, ``Recipe``, ``Batches``,
+``train_epoch``, ``evaluate``, ``predict``, ``train``; each part names its chapter. Everything else
+(MNIST files, plots, checkpoints, the command line, the explorers, appendix B's speed-ups) lives
+in the support package ``cnnkit``, which uses this file and never the other way round.
 """
 
 import time
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm  # a live bar in Jupyter, text in a terminal
 
 MNIST_SHAPE = (1, 28, 28)  # channels, height, width of one digit
 NUM_CLASSES = 10
@@ -39,8 +39,8 @@ def check_input(x: torch.Tensor, shape: tuple[int, int, int], model_name: str) -
         hints[shape[1:]] = "A single 2D image needs batch and channel dimensions: use x[None, None]."
     hints[shape] = "A single image needs a batch dimension: use x.unsqueeze(0)."
     raise ValueError(
-        f"{model_name} expects input of shape (N, {', '.join(map(str, shape))}) (batch, channels, "
-        f"height, width); got {got}. {hints.get(got, '')}".rstrip()
+        f"{model_name} expects input of shape (N, {', '.join(map(str, shape))}) "
+        f"(batch, channels, height, width); got {got}. {hints.get(got, '')}".rstrip()
     )
 
 
@@ -106,7 +106,7 @@ class Recipe:
     label_smoothing: float = 0.0  # chapter 4
     max_shift: int = 0  # random shifts of up to this many pixels (chapter 6)
     weight_decay: float = 0.0
-    # in place of the shifts: augment(generator) changes each batch (cnnkit.augment.Distortion)
+    # in place of the shifts: augment(generator) returns the function that changes each batch
     augment: Callable[[torch.Generator], Callable[[torch.Tensor], torch.Tensor]] | None = None
 
 
@@ -246,7 +246,8 @@ def predict(model, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.
     device, was_training = model_device(model), model.training
     model.eval()
     try:
-        return torch.cat([F.softmax(model(chunk.to(device)), dim=1).cpu() for chunk in x.split(batch_size)])
+        probabilities = [F.softmax(model(chunk.to(device)), dim=1).cpu() for chunk in x.split(batch_size)]
+        return torch.cat(probabilities)
     finally:
         model.train(was_training)
 
@@ -257,17 +258,20 @@ def train(model: nn.Module, data, recipe: Recipe = FAST, epochs: int | None = No
           log: Callable[[str], None] | None = None, after_epoch=None) -> list[dict]:  # fmt: skip
     """Train ``model`` on ``data`` (``x_train``, ``y_train``, ``x_val``, ``y_val``; never the
     test set); return one dict per epoch: ``epoch``, ``train_loss``, ``train_acc``, ``val_loss``,
-    ``val_acc``, ``seconds``. ``optimizer``, ``scheduler``, ``loss_fn`` default to the recipe's.
-    ``progress`` shows a bar per epoch; ``log`` gets a line after it. ``after_epoch(model, row)``
-    may add to the row (the command line adds test accuracy); returning True ends training."""
+    ``val_acc``, ``seconds``. ``optimizer``, ``scheduler``, ``loss_fn`` default to the recipe's,
+    ``device`` to :func:`default_device`. ``progress`` shows a bar per epoch; ``log`` gets a line
+    after it. ``after_epoch(model, row)`` may add to the row (the command line adds test accuracy);
+    returning True ends training."""
     epochs = recipe.epochs if epochs is None else epochs
     device = torch.device(device) if device is not None else default_device()
     model.to(device)  # in place: an optimizer made before stays valid
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)  # the order of batches and the shifts
     on_device = [t.to(device) for t in (data.x_train, data.y_train, data.x_val, data.y_val)]
-    augment = recipe.augment(generator) if recipe.augment is not None else None
-    if augment is None and recipe.max_shift:
+    augment = None
+    if recipe.augment is not None:
+        augment = recipe.augment(generator)
+    elif recipe.max_shift:
         augment = random_shift(recipe.max_shift, generator)
     train_batches = Batches(*on_device[:2], recipe.batch_size, True, generator, augment)
     val_batches = Batches(*on_device[2:], EVAL_BATCH_SIZE)
@@ -277,7 +281,11 @@ def train(model: nn.Module, data, recipe: Recipe = FAST, epochs: int | None = No
     plain_loss = nn.CrossEntropyLoss()  # reports compare with any training loss
     history = []
     for epoch in range(1, epochs + 1):
-        batches = tqdm(train_batches, f"epoch {epoch}", leave=False) if progress else train_batches
+        batches = train_batches
+        if progress:  # imported here, so that importing this file loads no widgets
+            from tqdm.auto import tqdm  # a live bar in Jupyter, text in a terminal
+
+            batches = tqdm(train_batches, desc=f"epoch {epoch}", unit="batch", leave=False)
         start = time.perf_counter()
         train_loss, train_acc = train_epoch(model, batches, optimizer, loss_fn, scheduler)
         seconds = time.perf_counter() - start

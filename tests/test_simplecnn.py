@@ -149,15 +149,6 @@ def test_short_training_run_learns(mnist):
     assert set(history[0]) >= {"train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
 
 
-def test_progress_bar_and_log_line_show_each_epoch(mnist, capsys):
-    lines = []
-    history = simplecnn.train(SimpleCNN(), _first(mnist, 256, 64), simplecnn.GUIDE, epochs=2, progress=True,
-                              log=lines.append)  # fmt: skip
-    assert "epoch 1" in capsys.readouterr().err  # the bar, in a terminal (a widget in Jupyter)
-    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
-    assert lines[-1] == simplecnn.format_epoch(history[-1], 2)
-
-
 def test_training_is_reproducible_with_a_seed(mnist):
     small = _first(mnist, 512, 256)
     runs = []

@@ -185,6 +185,7 @@ def test_predict_returns_probabilities_and_keeps_the_mode():
     probs = simplecnn.predict(model, torch.randn(7, 1, 28, 28), batch_size=3)
     assert probs.shape == (7, 10) and model.training
     torch.testing.assert_close(probs.sum(1), torch.ones(7))
+    assert simplecnn.predict(model, torch.zeros(0, 1, 28, 28)).shape == (0, 10)  # no images, no rows
 
 
 def test_adam_betas_come_from_the_recipe():
